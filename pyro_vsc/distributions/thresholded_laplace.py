@@ -1,0 +1,72 @@
+"""Thresholded Laplace: a spike-and-slab whose slab is the whole base Laplace (Prop. 3.1)."""
+
+import math
+
+import torch
+
+from .thresholded import ThresholdedDistribution
+
+#: Appendix B clamps the log term of the Laplace reparameterization at this minimum.
+LAPLACE_LOG_CLAMP = 1e-6
+
+
+def laplace_noise(shape, like, log_clamp=LAPLACE_LOG_CLAMP):
+    r"""Standard Laplace noise by Appendix B's rule (Connor et al., 2020).
+
+    :math:`u \sim \mathrm{Unif}(-\tfrac12, \tfrac12)`, :math:`\epsilon = -\mathrm{sign}(u)\log(1-2|u|)`
+    with ``1 - 2|u|`` clamped below at ``log_clamp`` (so |ε| ≤ -log(log_clamp) ≈ 13.8).
+    """
+    u = torch.rand(shape, dtype=like.dtype, device=like.device) - 0.5
+    return -u.sign() * torch.log((1.0 - 2.0 * u.abs()).clamp(min=log_clamp))
+
+
+class ThresholdedLaplace(ThresholdedDistribution):
+    r"""Law of :math:`z = T(s;\lambda,\mu)`, :math:`s \sim \mathrm{Laplace}(\mu, b)` (§3.2, Appendix A).
+
+    By Prop. 3.1 the law is exactly the spike-and-slab
+
+    .. math:: p(z) = (1-\gamma)\,\delta_0(z) + \gamma\,\mathrm{Laplace}(z;\mu,b),
+              \qquad \gamma = e^{-\lambda/b}.
+
+    Derivation (Appendix A, eq. 14): for :math:`s > \mu+\lambda` the sample moves to
+    :math:`z = s-\lambda > \mu`, with density
+    :math:`\frac{1}{2b}e^{-(z+\lambda-\mu)/b} = \gamma\,\frac{1}{2b}e^{-|z-\mu|/b}`, and symmetrically
+    below :math:`\mu`, so the slab is the full, untruncated base Laplace scaled by γ, while
+    :math:`P(|s-\mu|\le\lambda) = 1-e^{-\lambda/b}` (eq. 3) collapses to zero.
+    """
+
+    def standard_noise(self, shape):
+        return laplace_noise(shape, self.loc)
+
+    @property
+    def log_nonzero_prob(self):
+        return -self.threshold / self.scale
+
+    @property
+    def log_zero_prob(self):
+        # log(1 - exp(-λ/b)) computed without cancellation for small λ/b
+        return torch.log(-torch.expm1(-self.threshold / self.scale))
+
+    def slab_log_prob(self, value):
+        return (self.log_nonzero_prob - (value - self.loc).abs() / self.scale
+                - torch.log(2 * self.scale))
+
+    @property
+    def mean(self):
+        return self.nonzero_prob * self.loc
+
+    @property
+    def variance(self):
+        gamma = self.nonzero_prob
+        second_moment = gamma * (self.loc ** 2 + 2 * self.scale ** 2)
+        return second_moment - (gamma * self.loc) ** 2
+
+    @staticmethod
+    def threshold_for(scale, nonzero_fraction):
+        r"""λ0 giving a target non-zero fraction γ under a Laplace(0, b) base: :math:`\lambda_0 = -b\ln\gamma`."""
+        return -scale * math.log(nonzero_fraction)
+
+    @staticmethod
+    def nonzero_fraction_for(scale, threshold):
+        """γ = exp(-λ/b) for a Laplace(μ, b) base and threshold λ."""
+        return math.exp(-threshold / scale)
