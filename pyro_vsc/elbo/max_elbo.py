@@ -1,0 +1,209 @@
+"""Max-over-particles ELBO (§3.3, eq. 9, Algorithm 1)."""
+
+from dataclasses import dataclass, field
+
+import torch
+from pyro import poutine
+from pyro.distributions.util import is_identically_zero, scale_and_mask
+from pyro.infer import ELBO
+from pyro.infer.util import is_validation_enabled, torch_item
+from pyro.poutine.util import site_is_subsample
+from pyro.util import check_if_enumerated, check_model_guide_match, warn_if_nan
+from torch.distributions import kl_divergence
+
+#: Name of the plate Pyro's ELBO uses to vectorize particles.
+PARTICLE_PLATE = "num_particles_vectorized"
+
+
+@dataclass
+class ParticleELBO:
+    """Per-particle, per-data-point ELBO terms of one evaluation, and the max-ELBO selection.
+
+    :ivar local: (J, N) ELBO of each particle j and data point n (eq. 6), with every site's
+        ``poutine.scale`` and plate subsample scale applied.
+    :ivar global_terms: (J,) contributions of sites outside the data plate.
+    :ivar site_terms: per-site contributions ((J, N) or (J, 1)): log-likelihood for observed
+        sites, minus the (analytic or sampled) KL for latent sites.
+    :ivar best: (N,) index of the particle with the highest ELBO for each data point (eq. 9).
+    :ivar loss: scalar loss to minimise, ``-(Σ_n local[best_n, n] + mean_j global_terms[j])``.
+    :ivar guide_traces: the guide trace(s) the particles came from.
+    """
+
+    local: torch.Tensor
+    global_terms: torch.Tensor
+    site_terms: dict
+    best: torch.Tensor
+    loss: torch.Tensor
+    guide_traces: list = field(repr=False)
+    particle_dim: int = field(repr=False)
+
+    def values(self, name):
+        """The guide's values at site ``name`` with the particle dim first: (J, N, ...)."""
+        if len(self.guide_traces) > 1:
+            return torch.stack([trace.nodes[name]["value"] for trace in self.guide_traces])
+        site = self.guide_traces[0].nodes[name]
+        value = site["value"]
+        if self.particle_dim is None:
+            return value.unsqueeze(0)
+        return value.movedim(value.dim() - site["fn"].event_dim + self.particle_dim, 0)
+
+    def selected(self, name):
+        """The value of the selected particle at site ``name`` for each data point: (N, ...)."""
+        values = self.values(name)
+        return values[self.best, torch.arange(values.shape[1], device=values.device)]
+
+
+class MaxELBO(ELBO):
+    r"""ELBO that keeps, for every data point, the particle with the highest ELBO (eq. 9).
+
+    With J particles :math:`z^{j,k} \sim q_\phi(z|x^k)` the per-particle, per-data-point ELBO is
+    (eq. 6) :math:`\mathcal L^{j,k} = \log p_\theta(x^k|z^{j,k}) - \beta\,\mathrm{KL}(q_\phi(z|x^k)\|p(z))`
+    and the objective is :math:`\sum_k \max_j \mathcal L^{j,k}`. The argmax is not differentiated
+    (Algorithm 1): gradients flow through the selected particle only, which is what
+    ``torch.max`` does. With ``J = 1`` this is the usual single-sample ELBO, identical to
+    ``TraceMeanField_ELBO`` (analytic KLs) or ``Trace_ELBO`` (``analytic_kl=False``).
+
+    The data plate is found by name (``data_plate``); the data plate's dimension is kept, every
+    other plate and event dimension is summed. Sites outside the data plate (global latents,
+    ``pyro.factor`` terms) cannot be attributed to a data point: their contribution is averaged
+    over particles and added to the loss, and does not take part in the selection.
+
+    Latent sites use the KL registered for ``(guide fn, model fn)`` when ``analytic_kl`` is true
+    (for the thresholded laws, the paper's base KL, Appendix B) and otherwise, or where no KL is
+    registered, the single-sample estimate :math:`\log p(z) - \log q(z)` of the exact
+    densities. Only what the objective needs is computed: with analytic KLs no latent
+    ``log_prob`` is evaluated (Pyro's ``get_importance_trace`` computes them all), which is why
+    tracing is done here rather than with ``get_importance_trace``.
+
+    Works with :class:`pyro.infer.SVI` (``loss``, ``loss_and_grads``) and as a loss module:
+    ``MaxELBO(...)(model, guide)(x)`` returns a differentiable scalar, no host synchronisation.
+
+    :param int num_particles: J, the number of particles.
+    :param max_plate_nesting: bound on nested plates in model and guide (guessed if omitted).
+    :param bool vectorize_particles: draw the J particles in one vectorized pass (default).
+    :param str data_plate: name of the plate over data points.
+    :param bool analytic_kl: use registered KL divergences for latent sites.
+    """
+
+    def __init__(self, num_particles=1, max_plate_nesting=float("inf"), vectorize_particles=True,
+                 data_plate="data", analytic_kl=True, retain_graph=None):
+        super().__init__(num_particles=num_particles, max_plate_nesting=max_plate_nesting,
+                         vectorize_particles=vectorize_particles, retain_graph=retain_graph)
+        self.data_plate = data_plate
+        self.analytic_kl = analytic_kl
+
+    def _get_trace(self, model, guide, args, kwargs):
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        if is_validation_enabled():
+            check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
+            check_if_enumerated(guide_trace)
+        return model_trace, guide_trace
+
+    # --- per-site contributions --------------------------------------------------------------
+    def _latent_term(self, name, model_site, guide_site):
+        if not guide_site["fn"].has_rsample:
+            raise NotImplementedError(
+                f"MaxELBO needs reparameterized guide sites, but site '{name}' uses "
+                f"{type(guide_site['fn']).__name__}, which has no rsample")
+        if self.analytic_kl:
+            try:
+                kl = kl_divergence(guide_site["fn"], model_site["fn"])
+            except NotImplementedError:
+                pass
+            else:
+                return -scale_and_mask(kl, guide_site["scale"], guide_site["mask"])
+        value = guide_site["value"]
+        log_p = scale_and_mask(model_site["fn"].log_prob(value), model_site["scale"], model_site["mask"])
+        log_q = scale_and_mask(guide_site["fn"].log_prob(value), guide_site["scale"], guide_site["mask"])
+        return log_p - log_q
+
+    def _site_terms(self, model_trace, guide_trace):
+        """Yields (name, site, batch-shaped ELBO contribution) for every site that counts."""
+        for name, model_site in model_trace.nodes.items():
+            if model_site["type"] != "sample" or site_is_subsample(model_site):
+                continue
+            if model_site["is_observed"]:
+                log_lik = model_site["fn"].log_prob(model_site["value"])
+                yield name, model_site, scale_and_mask(log_lik, model_site["scale"], model_site["mask"])
+            elif name in guide_trace.nodes:
+                yield name, model_site, self._latent_term(name, model_site, guide_trace.nodes[name])
+        for name, guide_site in guide_trace.nodes.items():
+            if (guide_site["type"] == "sample" and name not in model_trace.nodes
+                    and not site_is_subsample(guide_site)):
+                # auxiliary guide site: contributes its entropy term only
+                log_q = guide_site["fn"].log_prob(guide_site["value"])
+                yield name, guide_site, -scale_and_mask(log_q, guide_site["scale"], guide_site["mask"])
+
+    def _particles_by_datapoints(self, term, site):
+        """Sums a batch-shaped term over all but the particle and data-plate dims.
+
+        Returns ``(term of shape (P, N), is_local)`` where P is the particle dim size (1 when
+        particles are not vectorized) and N the data-plate size (1 for a global site).
+        """
+        nesting = self.max_plate_nesting
+        if term.dim() > nesting:
+            raise ValueError(
+                f"site '{site['name']}' has batch shape {tuple(term.shape)} wider than "
+                f"max_plate_nesting={nesting}; declare its dims in plates or with .to_event()")
+        term = term.reshape((1,) * (nesting - term.dim()) + term.shape)
+        dims = {frame.name: nesting + frame.dim for frame in site["cond_indep_stack"]
+                if frame.vectorized}
+        kept = [dims[n] for n in (PARTICLE_PLATE, self.data_plate) if n in dims]
+        summed = [d for d in range(nesting) if d not in kept]
+        if summed:
+            term = term.sum(summed, keepdim=True)
+        particles = term.shape[dims[PARTICLE_PLATE]] if PARTICLE_PLATE in dims else 1
+        points = term.shape[dims[self.data_plate]] if self.data_plate in dims else 1
+        return term.reshape(particles, points), self.data_plate in dims
+
+    # --- the objective -----------------------------------------------------------------------
+    def particle_elbo(self, model, guide, *args, **kwargs):
+        """Evaluates eq. (6) for every particle and data point and selects by eq. (9).
+
+        :rtype: ParticleELBO
+        """
+        site_terms, guide_traces, locals_, globals_ = {}, [], [], []
+        for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
+            guide_traces.append(guide_trace)
+            local, global_ = [], []
+            for name, site, term in self._site_terms(model_trace, guide_trace):
+                if is_identically_zero(term):
+                    continue
+                term, is_local = self._particles_by_datapoints(term, site)
+                site_terms.setdefault(name, []).append(term)
+                (local if is_local else global_).append(term)
+            if not local:
+                raise ValueError(f"no site of the model or guide lies in the data plate "
+                                 f"'{self.data_plate}'; MaxELBO selects particles per data point")
+            locals_.append(sum(local))
+            if global_:
+                globals_.append(sum(global_).squeeze(1))
+        local = torch.cat(locals_)
+        site_terms = {name: torch.cat(terms) for name, terms in site_terms.items()}
+        best_values, best = local.max(dim=0)
+        loss = -best_values.sum()
+        global_terms = torch.cat(globals_) if globals_ else local.new_zeros(local.shape[0])
+        if globals_:
+            loss = loss - global_terms.mean()
+        warn_if_nan(loss, "loss")
+        vectorized = self.vectorize_particles and self.num_particles > 1
+        return ParticleELBO(local=local, global_terms=global_terms, site_terms=site_terms,
+                            best=best, loss=loss, guide_traces=guide_traces,
+                            particle_dim=-self.max_plate_nesting if vectorized else None)
+
+    def differentiable_loss(self, model, guide, *args, **kwargs):
+        """Loss of eq. (9) as a differentiable scalar tensor (no host synchronisation)."""
+        return self.particle_elbo(model, guide, *args, **kwargs).loss
+
+    def loss(self, model, guide, *args, **kwargs):
+        """:returns: the max-ELBO loss as a float."""
+        with torch.no_grad():
+            return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
+
+    def loss_and_grads(self, model, guide, *args, **kwargs):
+        """Computes the loss and backpropagates it; :returns: the loss as a float."""
+        loss = self.differentiable_loss(model, guide, *args, **kwargs)
+        if loss.requires_grad:
+            loss.backward(retain_graph=self.retain_graph)
+        return torch_item(loss)

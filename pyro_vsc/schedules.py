@@ -1,0 +1,38 @@
+"""Per-step warm-up schedules of Appendices B and D, evaluated on device from a step counter."""
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class LinearWarmup:
+    """ω(t) = min(start + increment·max(t - delay, 0), maximum).
+
+    Appendix B (Laplace scale): start 0.1, increment 2e-4, maximum 1. Appendix D (spike-and-slab):
+    start 0, increment 2e-4 after step 1500. Appendix D (FISTA λ): start 0.1, increment 1e-4.
+    """
+
+    start: float
+    increment: float
+    maximum: float = 1.0
+    delay: int = 0
+
+    def __call__(self, step):
+        elapsed = (step - self.delay).clamp(min=0).to(torch.get_default_dtype())
+        return (self.start + self.increment * elapsed).clamp(max=self.maximum)
+
+
+@dataclass(frozen=True)
+class ExponentialDecay:
+    """τ(t) = max(start·factor^t, minimum): the Gumbel-softmax temperature of Appendix D
+    (start 1, factor 0.9995 per step, minimum 0.5)."""
+
+    start: float
+    factor: float
+    minimum: float
+
+    def __call__(self, step):
+        value = self.start * torch.exp(math.log(self.factor) * step.to(torch.get_default_dtype()))
+        return value.clamp(min=self.minimum)
