@@ -1,0 +1,79 @@
+"""One training step of an ELBO objective, normalised per data point."""
+
+import torch
+from pyro import poutine
+from pyro.poutine.messenger import Messenger
+
+from pyro_vsc.elbo.kl_weights import KLWeights
+
+
+class LatentRecorder(Messenger):
+    """Keeps a detached reference to the latest value of one guide site (for progress logs)."""
+
+    def __init__(self, site="z"):
+        super().__init__()
+        self.site = site
+        self.value = None
+
+    def _postprocess_message(self, msg):
+        if msg["name"] == self.site:
+            self.value = msg["value"].detach()
+
+
+class ObjectiveStep:
+    r"""Computes the gradient of the per-data-point loss of one minibatch.
+
+    The data plate is the minibatch itself (scale 1) and the loss is divided by the batch size
+    B. Pyro's subsample scale N/B is deliberately not used here: ``RenyiELBO`` applies site
+    scales *inside* its log-mean-exp over particles, which would temper the importance weights
+    instead of scaling the bound. With scale 1 every objective is exact per data point.
+
+    Model and guide are wrapped in the same :class:`~pyro_vsc.elbo.kl_weights.KLWeights`
+    (β₁, β₂ of eq. 5) and the guide in a :class:`LatentRecorder` for the progress bar.
+
+    :param elbo: a Pyro ELBO from :func:`pyro_vsc.elbo.build_elbo`.
+    :param model: model module ``model(x)``.
+    :param guide: guide module ``guide(x)``.
+    :param dict kl_weights: latent site → KL weight.
+    """
+
+    def __init__(self, elbo, model, guide, kl_weights):
+        self.elbo = elbo
+        weights = KLWeights(kl_weights)
+        self.recorder = LatentRecorder("z")
+        self.model = weights(model)
+        self.guide = self.recorder(weights(guide))
+        # ELBOs without a differentiable loss (RenyiELBO) backpropagate inside loss_and_grads.
+        self._backward = (self._differentiable if hasattr(elbo, "differentiable_loss")
+                          else self._loss_and_grads)
+
+    def __call__(self, x, params):
+        """Backpropagates the loss of batch ``x`` into ``params``; returns the detached loss.
+
+        ``params`` are the trainable parameters (needed to rescale gradients for ELBOs that
+        call ``backward`` themselves).
+        """
+        return self._backward(x, params)
+
+    def _differentiable(self, x, params):
+        loss = self.elbo.differentiable_loss(self.model, self.guide, x) / x.shape[0]
+        loss.backward()
+        return loss.detach()
+
+    def _loss_and_grads(self, x, params):
+        batch = x.shape[0]
+        loss = self.elbo.loss_and_grads(self.model, self.guide, x)
+        with torch.no_grad():
+            for p in params:
+                if p.grad is not None:
+                    p.grad.div_(batch)
+        return torch.tensor(loss / batch, device=x.device)
+
+    def latent(self):
+        """The last minibatch's latent codes z (all particles), detached."""
+        return self.recorder.value
+
+    def loss(self, x):
+        """Per-data-point loss of ``x`` without gradients."""
+        with torch.no_grad(), poutine.block():
+            return self.elbo.loss(self.model, self.guide, x) / x.shape[0]

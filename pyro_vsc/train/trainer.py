@@ -1,0 +1,152 @@
+"""The training loop: SVI steps, per-epoch validation, metrics, checkpoints and resume."""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import CHECKPOINT_NAME, load, rng_state, save_atomic, set_rng_state
+
+log = logging.getLogger(__name__)
+
+METRICS_NAME = "metrics.jsonl"
+
+
+class Trainer:
+    """Runs the optimisation of a model/guide pair epoch by epoch.
+
+    Each step: zero gradients, backpropagate the per-data-point loss of one minibatch
+    (:class:`~pyro_vsc.train.step.ObjectiveStep`), step every optimizer and its schedule, and
+    advance the guide's warm-up counter. The loss stays on the device; the host reads it only
+    every ``log_every`` steps for the progress bar and once per epoch for the metrics.
+
+    After every epoch the trainer validates, appends a record to ``metrics.jsonl`` and writes
+    ``checkpoint.pt`` atomically (model, guide, optimizers, schedules, RNG states, history). If
+    the run folder already holds a checkpoint, :meth:`fit` continues from it.
+
+    :param model: the Pyro model module.
+    :param guide: the guide module (with ``advance()``).
+    :param objective: callable ``objective(x, params) -> loss`` that backpropagates.
+    :param dict optimizers: name → (optimizer, scheduler stepped per step).
+    :param batches: provides ``len(batches)`` and ``batches.epoch(e, start)``.
+    :param validate: callable ``validate() -> dict`` of floats, run after every epoch.
+    :param run_dir: output folder.
+    :param int epochs: number of epochs.
+    :param int log_every: steps between progress-bar updates.
+    :param bool progress: show a progress bar.
+    :param on_epoch_end: optional callable ``(trainer, record)`` (e.g. figures).
+    """
+
+    def __init__(self, *, model, guide, objective, optimizers, batches, validate, run_dir, epochs,
+                 log_every=50, progress=True, on_epoch_end=None):
+        self.model, self.guide, self.objective = model, guide, objective
+        self.optimizers = optimizers
+        self.batches, self.validate = batches, validate
+        self.run_dir = Path(run_dir)
+        self.epochs, self.log_every, self.progress = int(epochs), int(log_every), progress
+        self.on_epoch_end = on_epoch_end
+        self.params = [p for module in (model, guide) for p in module.parameters() if p.requires_grad]
+        self.epoch, self.step, self.history = 0, 0, []
+
+    # --- state -------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self):
+        return self.run_dir / CHECKPOINT_NAME
+
+    def state_dict(self):
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "guide": self.guide.state_dict(),
+            "optimizers": {name: {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+                           for name, (opt, sched) in self.optimizers.items()},
+            "rng": rng_state(),
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state):
+        self.model.load_state_dict(state["model"])
+        self.guide.load_state_dict(state["guide"])
+        for name, (opt, sched) in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name]["optimizer"])
+            sched.load_state_dict(state["optimizers"][name]["scheduler"])
+        set_rng_state(state["rng"])
+        self.epoch, self.step, self.history = state["epoch"], state["step"], state["history"]
+
+    def save_checkpoint(self):
+        save_atomic(self.state_dict(), self.checkpoint_path)
+
+    def resume_if_possible(self):
+        """Loads ``checkpoint.pt`` from the run folder if there is one; returns whether it did."""
+        if not self.checkpoint_path.exists():
+            return False
+        self.load_state_dict(load(self.checkpoint_path))
+        log.info("resumed from %s at epoch %d (step %d)", self.checkpoint_path, self.epoch, self.step)
+        return True
+
+    def write_metrics(self):
+        lines = "".join(json.dumps(record) + "\n" for record in self.history)
+        tmp = self.run_dir / f".{METRICS_NAME}.tmp"
+        tmp.write_text(lines)
+        tmp.replace(self.run_dir / METRICS_NAME)
+
+    # --- loop --------------------------------------------------------------------------------
+    def train_step(self, x):
+        for optimizer, _ in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        loss = self.objective(x, self.params)
+        for optimizer, scheduler in self.optimizers.values():
+            optimizer.step()
+            scheduler.step()
+        self.guide.advance()
+        self.step += 1
+        return loss
+
+    def run_epoch(self):
+        steps = len(self.batches)
+        total = None
+        started = time.perf_counter()
+        bar = tqdm(total=steps, desc=f"epoch {self.epoch + 1}/{self.epochs}",
+                   disable=not self.progress, leave=False, dynamic_ncols=True)
+        for index, x in enumerate(self.batches.epoch(self.epoch)):
+            loss = self.train_step(x)
+            total = loss if total is None else total + loss
+            if (index + 1) % self.log_every == 0 or index + 1 == steps:
+                bar.update((index + 1) - bar.n)
+                bar.set_postfix(loss=f"{float(total) / (index + 1):.4g}",
+                                nonzero=f"{self.latent_nonzero_pct():.1f}%")
+        bar.close()
+        return float(total) / steps, time.perf_counter() - started
+
+    def latent_nonzero_pct(self):
+        latent = self.objective.latent()
+        return float(100.0 * (latent != 0).float().mean()) if latent is not None else float("nan")
+
+    def fit(self):
+        """Trains until ``epochs`` (continuing a checkpoint if present); returns the history."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.resume_if_possible()
+        while self.epoch < self.epochs:
+            self.model.train()
+            self.guide.train()
+            train_loss, seconds = self.run_epoch()
+            self.model.eval()
+            self.guide.eval()
+            record = {"epoch": self.epoch + 1, "step": self.step, "train_loss": train_loss,
+                      "seconds": seconds, "steps_per_second": len(self.batches) / seconds}
+            record.update({f"val_{key}": value for key, value in self.validate().items()})
+            record.update({f"lr_{name}": opt.param_groups[0]["lr"]
+                           for name, (opt, _) in self.optimizers.items()})
+            self.history.append(record)
+            self.epoch += 1
+            self.write_metrics()
+            self.save_checkpoint()
+            log.info("epoch %d/%d: %s", self.epoch, self.epochs,
+                     ", ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)))
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self, record)
+        return self.history

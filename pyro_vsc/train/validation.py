@@ -1,0 +1,55 @@
+"""Validation of the linear generator: objective (10) on max-ELBO-selected codes (§4.1)."""
+
+import torch
+
+from pyro_vsc.elbo import MaxELBO
+from pyro_vsc.elbo.kl_weights import KLWeights
+
+
+@torch.no_grad()
+def select_codes(model, guide, x, num_particles, kl_weights, batch_size=1000):
+    """Infers codes for ``x`` by max-ELBO sampling (eq. 9) with J particles, in batches.
+
+    :returns: dict with ``z`` (N, K) the selected codes, ``elbo`` (N,) the selected particle's
+        weighted ELBO, and ``kl_<site>`` (N,) the unweighted KL (or log-ratio) of every latent site.
+    """
+    weights = KLWeights(kl_weights)
+    elbo = MaxELBO(num_particles=num_particles, max_plate_nesting=1)
+    outputs = {}
+    for batch in x.split(batch_size):
+        result = elbo.particle_elbo(weights(model), weights(guide), batch)
+        points = torch.arange(batch.shape[0], device=batch.device)
+        chosen = {"z": result.selected("z"), "elbo": result.local[result.best, points]}
+        for site, terms in result.site_terms.items():
+            if site in result.guide_traces[0].nodes:
+                weight = kl_weights.get(site, 1.0)
+                chosen[f"kl_{site}"] = -terms[result.best, points] / weight
+        for key, value in chosen.items():
+            outputs.setdefault(key, []).append(value)
+    return {key: torch.cat(values) for key, values in outputs.items()}
+
+
+@torch.no_grad()
+def linear_validation(model, guide, val, num_particles, kl_weights, lam=20.0):
+    r"""Per-patch validation metrics of the linear generator.
+
+    ``objective`` is eq. (10) as the paper reports it, :math:`\tfrac12\|x-Az\|^2 + \lambda\|z\|_1`
+    with λ = 20, averaged over patches (the all-zero code scores :math:`\tfrac12\|x\|^2`, about
+    128 on standardised 256-pixel patches); ``mse`` is the per-pixel squared error; ``kl_*`` the
+    unweighted KLs; ``nonzero_pct`` the percentage of non-zero code entries.
+    """
+    codes = select_codes(model, guide, val, num_particles, kl_weights)
+    z = codes["z"]
+    residual = val - model.decoder(z)
+    recon = 0.5 * residual.pow(2).sum(-1)
+    l1 = z.abs().sum(-1)
+    metrics = {
+        "objective": (recon + lam * l1).mean(),
+        "recon": recon.mean(),
+        "l1": l1.mean(),
+        "mse": residual.pow(2).mean(),
+        "nonzero_pct": 100.0 * (z != 0).float().mean(),
+        "elbo": codes["elbo"].mean(),
+    }
+    metrics.update({key: value.mean() for key, value in codes.items() if key.startswith("kl_")})
+    return {key: float(value) for key, value in metrics.items()}
