@@ -1,0 +1,43 @@
+"""Data of the linear-generator experiment (§4.1, Appendix D) and synthetic sparse data.
+
+* :func:`load_whitened_patches`: train/validation 16×16 patches of whitened natural images,
+  standardised per pixel, cached on disk.
+* Olshausen & Field's whitening (:func:`olshausen_filter`, :func:`whiten_image`,
+  :func:`whiten_images`) and the image sources (:func:`skimage_photographs`,
+  :func:`whitened_skimage_images`, :func:`load_images_mat`).
+* Patch positions and extraction (:func:`sample_patch_positions`, :func:`extract_patches`).
+* Synthetic sparse signals from a known dictionary (:func:`random_dictionary`,
+  :func:`sparse_synthetic`).
+"""
+
+from .images import as_image_list
+from .natural_images import (
+    IMAGES_MAT_URL,
+    SKIMAGE_PHOTOGRAPHS,
+    load_images_mat,
+    skimage_photographs,
+    whitened_skimage_images,
+)
+from .patches import extract_patches, positions_per_image, sample_patch_positions
+from .synthetic import random_dictionary, sparse_synthetic
+from .whitened_patches import PatchSplit, load_whitened_patches
+from .whitening import olshausen_filter, whiten_image, whiten_images
+
+__all__ = [
+    "IMAGES_MAT_URL",
+    "PatchSplit",
+    "SKIMAGE_PHOTOGRAPHS",
+    "as_image_list",
+    "extract_patches",
+    "load_images_mat",
+    "load_whitened_patches",
+    "olshausen_filter",
+    "positions_per_image",
+    "random_dictionary",
+    "sample_patch_positions",
+    "skimage_photographs",
+    "sparse_synthetic",
+    "whiten_image",
+    "whiten_images",
+    "whitened_skimage_images",
+]
