@@ -14,6 +14,11 @@ def _family(name):
         raise ValueError(f"unknown base family {name!r}; expected one of {sorted(FAMILIES)}") from None
 
 
+def _check_scale(scale):
+    if not scale > 0:
+        raise ValueError(f"prior scale must be positive, got {scale}")
+
+
 def calibrated_threshold(family, scale, nonzero_fraction):
     """λ0 such that a zero-centred base of the given ``scale`` is non-zero with probability γ.
 
@@ -23,8 +28,7 @@ def calibrated_threshold(family, scale, nonzero_fraction):
     """
     if not 0.0 < nonzero_fraction < 1.0:
         raise ValueError(f"target non-zero fraction must lie in (0, 1), got {nonzero_fraction}")
-    if scale <= 0:
-        raise ValueError(f"prior scale must be positive, got {scale}")
+    _check_scale(scale)
     return _family(family).threshold_for(scale, nonzero_fraction)
 
 
@@ -32,4 +36,5 @@ def nonzero_fraction(family, scale, threshold):
     """γ, the prior probability of a non-zero component, for a zero-centred base and λ0."""
     if threshold < 0:
         raise ValueError(f"threshold must be non-negative, got {threshold}")
+    _check_scale(scale)
     return _family(family).nonzero_fraction_for(scale, threshold)

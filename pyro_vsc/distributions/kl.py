@@ -77,7 +77,9 @@ def thresholded_laplace_exact_kl(q, p):
               + \gamma_q\,\mathrm{KL}(\mathrm{Laplace}_q\|\mathrm{Laplace}_p).
     """
     gamma_q = q.nonzero_prob
-    spike = (1 - gamma_q) * (q.log_zero_prob - p.log_zero_prob)
+    # 0·log(0/·) = 0: without a spike in q (λq = 0) its term vanishes, whatever p's spike
+    has_spike = q.threshold > 0
+    spike = (1 - gamma_q) * torch.where(has_spike, q.log_zero_prob - p.log_zero_prob, 0.0)
     slab = gamma_q * (q.log_nonzero_prob - p.log_nonzero_prob
                       + laplace_kl(q.loc, q.scale, p.loc, p.scale))
     return spike + slab

@@ -71,7 +71,13 @@ class ThresholdedDistribution(TorchDistribution):
 
     @property
     def log_zero_prob(self):
-        """log(1 - γ) = log P(|s - μ| ≤ λ), the mass of the spike at zero."""
+        """log(1 - γ) = log P(|s - μ| ≤ λ), the mass of the spike at zero.
+
+        It is -inf at λ = 0 (no spike), where its derivative is infinite. :meth:`log_prob`
+        selects it with ``torch.where``, whose backward sends a zero gradient into the unselected
+        branch, and 0·∞ is NaN: implementations must compute it from a finite stand-in where
+        λ = 0, or every non-zero value's log_prob would get NaN gradients.
+        """
         raise NotImplementedError
 
     def slab_log_prob(self, value):

@@ -44,8 +44,12 @@ class ThresholdedLaplace(ThresholdedDistribution):
 
     @property
     def log_zero_prob(self):
-        # log(1 - exp(-λ/b)) computed without cancellation for small λ/b
-        return torch.log(-torch.expm1(-self.threshold / self.scale))
+        # log(1 - exp(-λ/b)) computed without cancellation for small λ/b; -inf at λ = 0, where
+        # the stand-in ratio keeps log(0)'s infinite derivative out of autograd (see thresholded.py)
+        ratio = self.threshold / self.scale
+        has_spike = ratio > 0
+        safe_ratio = torch.where(has_spike, ratio, torch.ones_like(ratio))
+        return torch.where(has_spike, torch.log(-torch.expm1(-safe_ratio)), -math.inf)
 
     def slab_log_prob(self, value):
         return (self.log_nonzero_prob - (value - self.loc).abs() / self.scale

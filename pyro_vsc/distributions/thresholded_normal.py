@@ -38,7 +38,12 @@ class ThresholdedNormal(ThresholdedDistribution):
 
     @property
     def log_zero_prob(self):
-        return torch.log(torch.erf(self.threshold / (self.scale * math.sqrt(2.0))))
+        # -inf at λ = 0, where the stand-in ratio keeps log(0)'s infinite derivative out of
+        # autograd (see thresholded.py)
+        ratio = self.threshold / (self.scale * math.sqrt(2.0))
+        has_spike = ratio > 0
+        safe_ratio = torch.where(has_spike, ratio, torch.ones_like(ratio))
+        return torch.where(has_spike, torch.log(torch.erf(safe_ratio)), -math.inf)
 
     def slab_log_prob(self, value):
         shifted = ((value - self.loc).abs() + self.threshold) / self.scale

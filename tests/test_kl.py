@@ -1,0 +1,180 @@
+"""Registered KLs (Appendix B: the KL of the base distributions) and the exact thresholded-Laplace KL.
+
+Monte-Carlo checks accept Z_TOL = 5 standard errors, sd(log-ratio)/sqrt(n), with fixed seeds.
+"""
+
+import math
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import scipy.integrate
+import scipy.stats
+import torch
+from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
+from torch.distributions import kl_divergence
+
+from pyro_vsc.distributions import (
+    ThresholdedLaplace,
+    ThresholdedNormal,
+    laplace_kl,
+    normal_kl,
+    thresholded_laplace_exact_kl,
+)
+
+N_SAMPLES = 100_000
+Z_TOL = 5.0
+
+FAMILIES = {
+    "laplace": (ThresholdedLaplace, torch.distributions.Laplace),
+    "normal": (ThresholdedNormal, torch.distributions.Normal),
+}
+
+#: (q_loc, q_scale, p_loc, p_scale): zero-mean prior as in Appendix B, and shifted priors.
+PAIRS = [(0.5, 0.2, 0.0, 0.1), (-1.0, 1.5, 0.3, 0.7), (2.0, 0.4, 1.8, 0.5)]
+
+
+def _pair(family, q_loc, q_scale, p_loc, p_scale, q_threshold=0.3, p_threshold=0.25):
+    thresholded, _ = FAMILIES[family]
+    t = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+    return (thresholded(t(q_loc), t(q_scale), t(q_threshold)),
+            thresholded(t(p_loc), t(p_scale), t(p_threshold)))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("q_loc, q_scale, p_loc, p_scale", PAIRS)
+def test_registered_kl_is_base_kl(family, q_loc, q_scale, p_loc, p_scale):
+    """kl_divergence(q, p) = KL(base_q ‖ base_p): torch's closed form and a Monte-Carlo estimate
+    E_q[log q_base(s) - log p_base(s)] over base samples s."""
+    q, p = _pair(family, q_loc, q_scale, p_loc, p_scale)
+    _, base = FAMILIES[family]
+    base_q, base_p = base(q.loc, q.scale), base(p.loc, p.scale)
+    kl = kl_divergence(q, p)
+    torch.testing.assert_close(kl, kl_divergence(base_q, base_p))
+    torch.manual_seed(0)
+    s = q.base_rsample((N_SAMPLES,))
+    log_ratio = base_q.log_prob(s) - base_p.log_prob(s)
+    standard_error = log_ratio.std().item() / math.sqrt(N_SAMPLES)
+    assert log_ratio.mean().item() == pytest.approx(kl.item(), abs=Z_TOL * standard_error)
+
+
+def test_closed_forms_match_appendix_b_with_zero_mean_prior():
+    """Appendix B with μ_p = 0: |μ|/b0 + b e^{-|μ|/b}/b0 + log(b0/b) - 1, and the Normal KL
+    0.5(μ² + σ²)/σ0² + log(σ0/σ) - 1/2 (the paper prints (2σ0)^{-1}; σ0² is the correct factor)."""
+    mu, b, b0 = torch.tensor([-0.7, 0.0, 1.3]), torch.tensor([0.2, 1.0, 0.5]), torch.tensor(0.1)
+    expected = mu.abs() / b0 + b * torch.exp(-mu.abs() / b) / b0 + torch.log(b0 / b) - 1
+    torch.testing.assert_close(laplace_kl(mu, b, torch.zeros(()), b0), expected)
+    sigma, sigma0 = b, torch.tensor(0.1 ** 0.5)
+    expected = 0.5 * (mu ** 2 + sigma ** 2) / sigma0 ** 2 + torch.log(sigma0 / sigma) - 0.5
+    torch.testing.assert_close(normal_kl(mu, sigma, torch.zeros(()), sigma0), expected)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_kl_does_not_depend_on_thresholds(family):
+    reference = kl_divergence(*_pair(family, 0.5, 0.3, 0.1, 0.2, q_threshold=0.0, p_threshold=0.0))
+    for q_threshold, p_threshold in [(0.1, 0.9), (2.0, 0.25), (0.0, 5.0)]:
+        kl = kl_divergence(*_pair(family, 0.5, 0.3, 0.1, 0.2, q_threshold, p_threshold))
+        torch.testing.assert_close(kl, reference, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_kl_on_expanded_and_independent(family):
+    thresholded, base = FAMILIES[family]
+    q_loc, q_scale = torch.randn(4, 3), torch.rand(4, 3) + 0.1
+    q = thresholded(q_loc, q_scale, torch.rand(3))
+    p = thresholded(torch.zeros(3), torch.full((3,), 0.5), 0.2).expand((4, 3))
+    elementwise = kl_divergence(base(q_loc, q_scale), base(torch.zeros(3), torch.full((3,), 0.5)))
+    torch.testing.assert_close(kl_divergence(q, p), elementwise)
+    torch.testing.assert_close(kl_divergence(q.expand((2, 4, 3)), p.expand((2, 4, 3))),
+                               elementwise.expand(2, 4, 3))
+    independent = kl_divergence(q.to_event(1), p.to_event(1))
+    assert independent.shape == (4,)
+    torch.testing.assert_close(independent, elementwise.sum(-1))
+    torch.testing.assert_close(kl_divergence(q.to_event(2), p.to_event(2)), elementwise.sum())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_trace_mean_field_elbo_uses_the_registered_kl(family):
+    """One particle of TraceMeanField_ELBO = -log p(x | z) + Σ_d KL(base_q ‖ base_p) for the same
+    z (same seed), and not the log-density-ratio estimate Trace_ELBO would use."""
+    thresholded, base = FAMILIES[family]
+    x = torch.tensor([0.3, -0.2, 0.0, 0.8, -1.0])
+    q_loc, q_scale = torch.tensor([0.4, -0.1, 0.05, 0.9, -0.6]), torch.tensor([0.1, 0.2, 0.05, 0.3, 0.1])
+    prior = thresholded(torch.zeros(5), torch.full((5,), 0.1), 0.25).to_event(1)
+    posterior = thresholded(q_loc, q_scale, 0.25).to_event(1)
+
+    def model():
+        z = pyro.sample("z", prior)
+        pyro.sample("x", dist.Normal(z, 0.5).to_event(1), obs=x)
+
+    def guide():
+        pyro.sample("z", posterior)
+
+    torch.manual_seed(1)
+    loss = TraceMeanField_ELBO(num_particles=1).loss(model, guide)
+    torch.manual_seed(1)
+    z = posterior.rsample()
+    log_likelihood = dist.Normal(z, 0.5).log_prob(x).sum()
+    base_kl = kl_divergence(base(q_loc, q_scale), base(torch.zeros(5), torch.full((5,), 0.1))).sum()
+    assert loss == pytest.approx((-log_likelihood + base_kl).item(), rel=1e-5)
+    torch.manual_seed(1)
+    log_ratio_loss = Trace_ELBO(num_particles=1).loss(model, guide)
+    log_ratio = posterior.log_prob(z) - prior.log_prob(z)
+    assert log_ratio_loss == pytest.approx((-log_likelihood + log_ratio).item(), rel=1e-5)
+    assert abs(log_ratio_loss - loss) > 1.0
+
+
+# --- exact KL between thresholded Laplace laws ------------------------------------------------
+#: (q_loc, q_scale, q_threshold, p_loc, p_scale, p_threshold)
+EXACT_CASES = [
+    (0.5, 0.2, 0.3, 0.0, 0.1, 0.25),
+    (-1.0, 1.5, 0.1, 0.3, 0.7, 1.0),
+    (2.0, 0.4, 0.6, 1.8, 0.5, 0.2),
+]
+
+
+def _exact_kl_by_quadrature(q_loc, q_scale, q_threshold, p_loc, p_scale, p_threshold):
+    """(1-γq) log((1-γq)/(1-γp)) + ∫ γq Lq log(γq Lq / (γp Lp)) over the reals (scipy)."""
+    gamma_q, gamma_p = math.exp(-q_threshold / q_scale), math.exp(-p_threshold / p_scale)
+
+    def integrand(z):
+        q = gamma_q * scipy.stats.laplace.pdf(z, q_loc, q_scale)
+        log_q = math.log(gamma_q) + scipy.stats.laplace.logpdf(z, q_loc, q_scale)
+        log_p = math.log(gamma_p) + scipy.stats.laplace.logpdf(z, p_loc, p_scale)
+        return q * (log_q - log_p)
+
+    lo = min(q_loc, p_loc) - 60 * q_scale
+    hi = max(q_loc, p_loc) + 60 * q_scale
+    slab = scipy.integrate.quad(integrand, lo, hi, points=sorted({q_loc, p_loc}), epsabs=1e-13,
+                                limit=400)[0]
+    return (1 - gamma_q) * math.log((1 - gamma_q) / (1 - gamma_p)) + slab
+
+
+@pytest.mark.parametrize("q_loc, q_scale, q_threshold, p_loc, p_scale, p_threshold", EXACT_CASES)
+def test_exact_thresholded_laplace_kl(q_loc, q_scale, q_threshold, p_loc, p_scale, p_threshold):
+    q, p = _pair("laplace", q_loc, q_scale, p_loc, p_scale, q_threshold, p_threshold)
+    exact = thresholded_laplace_exact_kl(q, p).item()
+    assert exact == pytest.approx(
+        _exact_kl_by_quadrature(q_loc, q_scale, q_threshold, p_loc, p_scale, p_threshold), abs=1e-9)
+    # Monte Carlo of E_q[log q(z) - log p(z)] with the mixed-measure log_probs on thresholded z
+    torch.manual_seed(2)
+    z = q.sample((N_SAMPLES,))
+    log_ratio = q.log_prob(z) - p.log_prob(z)
+    standard_error = log_ratio.std().item() / math.sqrt(N_SAMPLES)
+    assert log_ratio.mean().item() == pytest.approx(exact, abs=Z_TOL * standard_error)
+    # ... which is not the paper's base KL
+    assert abs(exact - kl_divergence(q, p).item()) > 10 * Z_TOL * standard_error
+
+
+def test_exact_kl_reduces_to_base_kl_without_thresholds():
+    """λ = 0 on both sides: no spike (γ = 1), so the exact KL is the base Laplace KL."""
+    q, p = _pair("laplace", 0.4, 0.3, -0.2, 0.8, q_threshold=0.0, p_threshold=0.0)
+    torch.testing.assert_close(thresholded_laplace_exact_kl(q, p), kl_divergence(q, p))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_kl_float64(family):
+    q, p = _pair(family, 0.5, 0.2, 0.0, 0.1)
+    assert kl_divergence(q, p).dtype == torch.float64
+    if family == "laplace":
+        assert thresholded_laplace_exact_kl(q, p).dtype == torch.float64
