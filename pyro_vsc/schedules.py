@@ -1,4 +1,8 @@
-"""Per-step warm-up schedules of Appendices B and D, evaluated on device from a step counter."""
+"""Per-step warm-up schedules of Appendices B and D, evaluated on device from a step counter.
+
+``time_scale`` runs a schedule faster than the paper's per-step constants, so that a shorter
+run passes through the same warm-up (1 reproduces the paper).
+"""
 
 import math
 from dataclasses import dataclass
@@ -8,7 +12,7 @@ import torch
 
 @dataclass(frozen=True)
 class LinearWarmup:
-    """ω(t) = min(start + increment·max(t - delay, 0), maximum).
+    """ω(t) = min(start + increment·max(s·t - delay, 0), maximum), s = ``time_scale``.
 
     Appendix B (Laplace scale): start 0.1, increment 2e-4, maximum 1. Appendix D (spike-and-slab):
     start 0, increment 2e-4 after step 1500. Appendix D (FISTA λ): start 0.1, increment 1e-4.
@@ -17,22 +21,25 @@ class LinearWarmup:
     start: float
     increment: float
     maximum: float = 1.0
-    delay: int = 0
+    delay: float = 0
+    time_scale: float = 1.0
 
     def __call__(self, step):
-        elapsed = (step - self.delay).clamp(min=0).to(torch.get_default_dtype())
+        elapsed = (self.time_scale * step - self.delay).clamp(min=0).to(torch.get_default_dtype())
         return (self.start + self.increment * elapsed).clamp(max=self.maximum)
 
 
 @dataclass(frozen=True)
 class ExponentialDecay:
-    """τ(t) = max(start·factor^t, minimum): the Gumbel-softmax temperature of Appendix D
-    (start 1, factor 0.9995 per step, minimum 0.5)."""
+    """τ(t) = max(start·factor^(s·t), minimum), s = ``time_scale``: the Gumbel-softmax
+    temperature of Appendix D (start 1, factor 0.9995 per step, minimum 0.5)."""
 
     start: float
     factor: float
     minimum: float
+    time_scale: float = 1.0
 
     def __call__(self, step):
-        value = self.start * torch.exp(math.log(self.factor) * step.to(torch.get_default_dtype()))
+        value = self.start * torch.exp(math.log(self.factor) * self.time_scale
+                                        * step.to(torch.get_default_dtype()))
         return value.clamp(min=self.minimum)

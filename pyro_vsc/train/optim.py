@@ -48,7 +48,12 @@ def one_cycle(optimizer, steps_per_epoch, epochs, pct_start=0.05, div_factor=25.
     cosine). Momentum is not cycled.
     """
     max_lrs = [group["lr"] for group in optimizer.param_groups]
-    return OneCycleLR(optimizer, max_lr=max_lrs, total_steps=steps_per_epoch * epochs,
+    total = steps_per_epoch * epochs
+    if total < 3:
+        raise ValueError(f"a one-cycle schedule needs at least 3 steps, got {total}")
+    # torch divides by the warm-up length in steps minus one: keep it at least two steps
+    pct_start = max(pct_start, 2.0 / total)
+    return OneCycleLR(optimizer, max_lr=max_lrs, total_steps=total,
                       pct_start=pct_start, div_factor=div_factor,
                       final_div_factor=final_div_factor, cycle_momentum=False)
 
