@@ -274,11 +274,12 @@ def test_default_split_from_the_skimage_photographs(tmp_path):
     assert elapsed < 20.0
 
     # Before standardisation pixels have the whitened images' variance: 0.1 over whole images,
-    # 0.0989 at patch pixels (pixels near borders are covered by fewer patches). The sample
+    # 0.0965 at patch pixels (pixels near borders, where the FFT's wrap-around leaves strong
+    # edges, are covered by fewer patches). The sample
     # estimate has standard error std(per-patch mean of x²)/sqrt(80,000); allow 5 of them.
     per_patch = (split.unstandardize(split.train).numpy() ** 2).mean(1, dtype=np.float64)
     population = _position_weighted_second_moment(whitened_skimage_images(), 16)
-    assert population == pytest.approx(0.1, rel=0.02)
+    assert population == pytest.approx(0.1, rel=0.05)
     standard_error = per_patch.std() / np.sqrt(len(per_patch))
     assert abs(per_patch.mean() - population) < 5 * standard_error
 

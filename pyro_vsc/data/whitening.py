@@ -79,7 +79,8 @@ def whiten_image(image, f0_fraction=DEFAULT_F0_FRACTION):
     return np.fft.ifft2(spectrum).real
 
 
-def whiten_images(images, variance=DEFAULT_VARIANCE, f0_fraction=DEFAULT_F0_FRACTION):
+def whiten_images(images, variance=DEFAULT_VARIANCE, f0_fraction=DEFAULT_F0_FRACTION,
+                  per_image=False):
     """Olshausen's full recipe: whiten each square image, then scale all to a common variance.
 
     Step 4 divides every image by one common factor so that the pixel variance over the whole
@@ -87,18 +88,28 @@ def whiten_images(images, variance=DEFAULT_VARIANCE, f0_fraction=DEFAULT_F0_FRAC
     ``sqrt(0.1) * IMAGES / sqrt(mean(var(IMAGES)))`` (up to var's N²-1 normaliser); for mixed sizes
     every pixel counts equally, so that uniformly drawn patch pixels have variance ``variance``.
 
+    With ``per_image=True`` each image is scaled to ``variance`` on its own instead. Olshausen's
+    ten images are alike and the joint factor suits them; a mixed collection (scenes and
+    close-up textures) can differ tenfold in whitened variance, and jointly scaled the few
+    high-contrast textures would supply most of the patch energy.
+
     :param images: square images, see :func:`pyro_vsc.data.images.as_image_list` (sizes may differ).
     :param float variance: common pixel variance after scaling (Olshausen: 0.1).
     :param float f0_fraction: roll-off as a fraction of each image's side.
+    :param bool per_image: scale every image to ``variance`` separately.
     :returns: list of whitened float64 images, in input order.
     """
     _check_positive("variance", variance)
     whitened = [whiten_image(image, f0_fraction) for image in as_image_list(images)]
-    squared_deviation = sum(float(np.sum((image - image.mean()) ** 2)) for image in whitened)
-    pooled_variance = squared_deviation / sum(image.size for image in whitened)
-    if pooled_variance == 0:
-        raise ValueError(
-            f"the whitened images are all zero: f0_fraction={f0_fraction} rolls off every "
-            f"frequency present; use a larger f0_fraction (Olshausen: {DEFAULT_F0_FRACTION})")
-    scale = math.sqrt(variance / pooled_variance)
-    return [image * scale for image in whitened]
+    groups = [[image] for image in whitened] if per_image else [whitened]
+    scaled = []
+    for group in groups:
+        squared_deviation = sum(float(np.sum((image - image.mean()) ** 2)) for image in group)
+        pooled_variance = squared_deviation / sum(image.size for image in group)
+        if pooled_variance == 0:
+            raise ValueError(
+                f"the whitened images are all zero: f0_fraction={f0_fraction} rolls off every "
+                f"frequency present; use a larger f0_fraction (Olshausen: {DEFAULT_F0_FRACTION})")
+        scale = math.sqrt(variance / pooled_variance)
+        scaled.extend(image * scale for image in group)
+    return scaled
