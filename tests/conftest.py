@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 import pyro
 import pytest
@@ -7,6 +8,9 @@ import torch
 # Keep parallel test workers from oversubscribing the cores.
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
+
+# Dataset caches of the test session live in a temporary folder, not in ~/.cache.
+os.environ.setdefault("PYRO_VSC_CACHE", tempfile.mkdtemp(prefix="pyro_vsc_test_cache_"))
 
 
 @pytest.fixture(autouse=True)

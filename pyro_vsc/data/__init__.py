@@ -19,7 +19,7 @@ from .natural_images import (
     whitened_skimage_images,
 )
 from .patches import extract_patches, positions_per_image, sample_patch_positions
-from .synthetic import random_dictionary, sparse_synthetic
+from .synthetic import SyntheticSplit, random_dictionary, sparse_synthetic, synthetic_split
 from .whitened_patches import PatchSplit, load_whitened_patches
 from .whitening import olshausen_filter, whiten_image, whiten_images
 
@@ -37,6 +37,8 @@ __all__ = [
     "sample_patch_positions",
     "skimage_photographs",
     "sparse_synthetic",
+    "synthetic_split",
+    "SyntheticSplit",
     "whiten_image",
     "whiten_images",
     "whitened_skimage_images",

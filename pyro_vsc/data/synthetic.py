@@ -8,6 +8,7 @@ count is exact.)
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -87,3 +88,33 @@ def sparse_synthetic(dictionary, num, nonzeros, magnitude="laplace", scale=1.0, 
     if noise_std > 0:
         signals = signals + noise_std * torch.randn(num, dim, generator=generator, **options)
     return signals, codes
+
+
+@dataclass
+class SyntheticSplit:
+    """Train/validation signals drawn from a known dictionary, with the true codes.
+
+    Has the ``train``/``val`` interface of :class:`~pyro_vsc.data.PatchSplit`, so the training
+    command runs on it (``data=synthetic``) and the learned dictionary can be compared with
+    ``dictionary``.
+    """
+
+    train: torch.Tensor
+    val: torch.Tensor
+    dictionary: torch.Tensor
+    train_codes: torch.Tensor
+    val_codes: torch.Tensor
+    source: str
+
+
+def synthetic_split(dim=64, size=64, num_train=20_000, num_val=2_000, nonzeros=4,
+                    magnitude="laplace", scale=1.0, noise_std=0.0, seed=0):
+    """A :class:`SyntheticSplit` from a :func:`random_dictionary` with ``seed``."""
+    generator = torch.Generator().manual_seed(int(seed))
+    dictionary = random_dictionary(dim, size, generator=generator)
+    x, z = sparse_synthetic(dictionary, num_train + num_val, nonzeros, magnitude, scale,
+                            noise_std, generator=generator)
+    source = (f"synthetic: {dim}x{size} random unit-norm dictionary, {nonzeros} non-zeros "
+              f"({magnitude}, scale {scale}), noise std {noise_std}, seed {seed}")
+    return SyntheticSplit(train=x[:num_train], val=x[num_train:], dictionary=dictionary,
+                          train_codes=z[:num_train], val_codes=z[num_train:], source=source)
