@@ -90,25 +90,49 @@ def check_config(cfg):
             raise ValueError(message)
 
 
+#: Settings that may change when a run is resumed: they do not affect its numbers.
+RESUMABLE_CHANGES = {"resume", "run_dir", "progress", "log_every", "session_epochs", "device"}
+
+
+def _flatten(node, prefix=""):
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items()
+                for k, v in _flatten(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: node}
+
+
 def save_config(cfg, run_dir):
-    """Writes the resolved config; on resume, warns about values that changed."""
+    """Writes the resolved config into the run folder, or checks it against the saved one.
+
+    A resumed run must describe the same experiment: any difference outside
+    :data:`RESUMABLE_CHANGES` stops the run before training, naming the changed keys.
+    """
     path = Path(run_dir) / CONFIG_NAME
-    resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
     if path.exists():
-        if path.read_text() != resolved:
-            log.warning("config differs from the one %s was started with; the saved one is kept "
-                        "in %s and the new one in %s", run_dir, path, path.with_suffix(".resumed.yaml"))
-            path.with_suffix(".resumed.yaml").write_text(resolved)
+        saved = _flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+        current = _flatten(resolved)
+        changed = sorted(key for key in saved.keys() | current.keys()
+                         if key.split(".")[0] not in RESUMABLE_CHANGES
+                         and saved.get(key) != current.get(key))
+        if changed:
+            details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+            raise ValueError(f"cannot resume {run_dir}: the config differs from the one the run "
+                             f"was started with ({details}); start a new run folder instead")
         return
-    path.write_text(resolved)
+    path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
 
 def train(cfg: DictConfig):
     """Trains one run described by ``cfg``; returns the metrics history."""
     check_config(cfg)
     pyro.settings.set(module_local_params=True)
-    run_dir = Path(cfg.run_dir)
+    run_dir = Path(cfg.resume if cfg.resume else cfg.run_dir)
+    if cfg.resume and not (run_dir / "checkpoint.pt").exists():
+        raise FileNotFoundError(f"resume={cfg.resume}: no checkpoint.pt in that folder")
     run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.run_dir = str(run_dir)  # the saved config names the folder it lives in
+    cfg.resume = None
     device = select_device(cfg.device)
     seed_everything(cfg.seed)
     built = build_run(cfg, device)
@@ -137,10 +161,11 @@ def train(cfg: DictConfig):
 
     trainer = Trainer(model=model, guide=guide, objective=built["objective"], optimizers=optimizers,
                       batches=batches, validate=validate, run_dir=run_dir, epochs=cfg.epochs,
-                      log_every=cfg.log_every, progress=cfg.progress, on_epoch_end=figures)
+                      log_every=cfg.log_every, progress=cfg.progress, on_epoch_end=figures,
+                      session_epochs=cfg.session_epochs)
     log.info("run folder: %s (device %s, %d steps per epoch)", run_dir, device, len(batches))
     history = trainer.fit()
-    if history:
+    if len(history) == cfg.epochs:
         last = history[-1]
         log.info("done: validation objective %.4g, %.2f%% non-zero, %.1f s/epoch",
                  last["val_objective"], last["val_nonzero_pct"], last["seconds"])

@@ -46,13 +46,32 @@ def test_objectives_with_several_particles(elbo, particles, tmp_path):
     assert len(history) == 1 and history[0]["train_loss"] == history[0]["train_loss"]
 
 
-def test_rerunning_in_the_same_folder_resumes(tmp_path):
-    first = train(compose_config([*TINY_LINEAR, "guide=thresh", "epochs=1", f"run_dir={tmp_path}"]))
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert checkpoint["epoch"] == 1
-    resumed = train(compose_config([*TINY_LINEAR, "guide=thresh", "epochs=2", f"resume={tmp_path}"]))
-    assert len(resumed) == 2 and resumed[0] == first[0]
-    assert torch.load(tmp_path / "checkpoint.pt", weights_only=False)["epoch"] == 2
+def test_resuming_continues_exactly_where_the_run_stopped(tmp_path):
+    """Two sessions of one epoch each give the same run as one session of two epochs."""
+    overrides = [*TINY_LINEAR, "guide=thresh_gamma", "epochs=2"]
+    straight = train(compose_config([*overrides, f"run_dir={tmp_path / 'straight'}"]))
+    first = train(compose_config([*overrides, "session_epochs=1", f"run_dir={tmp_path / 'split'}"]))
+    assert len(first) == 1
+    assert torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    resumed = train(compose_config([*overrides, f"resume={tmp_path / 'split'}"]))
+    timing = {"seconds", "steps_per_second"}
+    strip = [{k: v for k, v in record.items() if k not in timing} for record in resumed]
+    assert strip == [{k: v for k, v in record.items() if k not in timing} for record in straight]
+    done = [torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)
+            for name in ("straight", "split")]
+    for key, value in done[0]["model"].items():
+        torch.testing.assert_close(done[1]["model"][key], value, rtol=0, atol=0)
+
+
+def test_resuming_with_a_different_experiment_is_refused(tmp_path):
+    train(compose_config([*TINY_LINEAR, "guide=thresh", "epochs=1", f"run_dir={tmp_path}"]))
+    with pytest.raises(ValueError, match="epochs: 1 -> 3"):
+        train(compose_config([*TINY_LINEAR, "guide=thresh", "epochs=3", f"resume={tmp_path}"]))
+
+
+def test_resuming_a_folder_without_checkpoint_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint.pt"):
+        train(compose_config([*TINY_LINEAR, f"resume={tmp_path}"]))
 
 
 def test_command_line_entry_point(tmp_path):

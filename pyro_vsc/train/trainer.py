@@ -38,16 +38,19 @@ class Trainer:
     :param int log_every: steps between progress-bar updates.
     :param bool progress: show a progress bar.
     :param on_epoch_end: optional callable ``(trainer, record)`` (e.g. figures).
+    :param session_epochs: train at most this many epochs in this call (e.g. to fit a cluster
+        job's time limit), then return; the next call resumes.
     """
 
     def __init__(self, *, model, guide, objective, optimizers, batches, validate, run_dir, epochs,
-                 log_every=50, progress=True, on_epoch_end=None):
+                 log_every=50, progress=True, on_epoch_end=None, session_epochs=None):
         self.model, self.guide, self.objective = model, guide, objective
         self.optimizers = optimizers
         self.batches, self.validate = batches, validate
         self.run_dir = Path(run_dir)
         self.epochs, self.log_every, self.progress = int(epochs), int(log_every), progress
         self.on_epoch_end = on_epoch_end
+        self.session_epochs = session_epochs
         self.params = [p for module in (model, guide) for p in module.parameters() if p.requires_grad]
         self.epoch, self.step, self.history = 0, 0, []
 
@@ -130,7 +133,9 @@ class Trainer:
         """Trains until ``epochs`` (continuing a checkpoint if present); returns the history."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.resume_if_possible()
-        while self.epoch < self.epochs:
+        stop = self.epochs if self.session_epochs is None else min(
+            self.epochs, self.epoch + int(self.session_epochs))
+        while self.epoch < stop:
             self.model.train()
             self.guide.train()
             train_loss, seconds = self.run_epoch()

@@ -1,0 +1,1 @@
+"""Hydra configuration of the command line (config groups: model, guide, elbo, data, experiment)."""
