@@ -29,7 +29,8 @@ def dictionary_sgd(params, lr=0.5, kappa=1e-4, noise_variance=128.0):
     """
     if lr <= 0 or kappa < 0 or noise_variance <= 0:
         raise ValueError(f"need lr > 0, kappa ≥ 0, noise_variance > 0; got {lr}, {kappa}, {noise_variance}")
-    return torch.optim.SGD(params, lr=lr * noise_variance, weight_decay=2 * kappa / noise_variance)
+    return torch.optim.SGD(params, lr=lr * noise_variance, weight_decay=2 * kappa / noise_variance,
+                           foreach=True)
 
 
 def exponential_per_epoch(optimizer, steps_per_epoch, epochs, gamma=0.99):
