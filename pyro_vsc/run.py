@@ -35,6 +35,17 @@ def select_device(name):
     return device
 
 
+def configure_runtime(cfg):
+    """Process-wide settings of a run: module-local Pyro parameters and distribution validation.
+
+    Validation (Pyro's and torch's argument/support checks) is off by default: it costs a few
+    reductions and host synchronisations per distribution per step. ``validate=true`` turns it
+    on to debug a model.
+    """
+    pyro.settings.set(module_local_params=True)
+    pyro.enable_validation(bool(cfg.validate))
+
+
 def seed_everything(seed):
     pyro.set_rng_seed(seed)  # python, numpy and torch (all devices)
 
@@ -126,7 +137,7 @@ def save_config(cfg, run_dir):
 def train(cfg: DictConfig):
     """Trains one run described by ``cfg``; returns the metrics history."""
     check_config(cfg)
-    pyro.settings.set(module_local_params=True)
+    configure_runtime(cfg)
     run_dir = Path(cfg.resume if cfg.resume else cfg.run_dir)
     if cfg.resume and not (run_dir / "checkpoint.pt").exists():
         raise FileNotFoundError(f"resume={cfg.resume}: no checkpoint.pt in that folder")
