@@ -98,7 +98,7 @@ def evaluate_image_run(run_dir, device="auto", attributes=None, fid=True):
         "nonzero_pct": float(100.0 * (codes != 0).float().mean()),
         "multi_information": multi_information(codes),
     }
-    dictionary = estimate_linear_dictionary(images.flatten(1), codes)
+    dictionary = estimate_linear_dictionary(images.flatten(1).to(device), codes.to(device)).cpu()
     plot_image_dictionary(dictionary, model.image_shape, run_dir / "estimated_dictionary.png",
                           title=f"{summary['method']}, d = {codes.shape[1]}: estimated dictionary")
     plot_image_rows([images[:RECONSTRUCTIONS_SHOWN], reconstructions[:RECONSTRUCTIONS_SHOWN]],

@@ -26,6 +26,7 @@ from pyro_vsc.plotting import plot_dictionary, plot_training_curves
 from pyro_vsc.resolvers import register_resolvers
 from pyro_vsc.train.batches import LoaderBatches, OrderedBatches, TensorBatches
 from pyro_vsc.train.distributed import DistributedContext, route_calls
+from pyro_vsc.train.distributed import select_device  # noqa: F401  (part of this module's API)
 from pyro_vsc.train.global_batchnorm import synchronise_batchnorm
 from pyro_vsc.train.precision import AutocastNetwork, autocast_dtype, grad_scaler
 from pyro_vsc.train.step import ObjectiveStep
@@ -218,8 +219,8 @@ def image_figures(model, guide, val, run_dir, num_particles, kl_weights):
         if trainer.epoch == trainer.epochs:
             images, latents = [], []
             for batch, chosen in encode_batches(model, guide, val, num_particles, kl_weights):
-                images.append(batch.flatten(1).cpu())
-                latents.append(chosen["z"].cpu())
+                images.append(batch.flatten(1))  # on the training device, where the estimate runs
+                latents.append(chosen["z"])
             dictionary = estimate_linear_dictionary(torch.cat(images), torch.cat(latents))
             plot_image_dictionary(dictionary, model.image_shape, run_dir / "dictionary.png",
                                   title=f"estimated dictionary, d = {dictionary.shape[1]} "

@@ -58,8 +58,9 @@ def test_fmnist_resume_continues_exactly(fmnist):
     strip = [{k: v for k, v in r.items() if k not in TIMING} for r in resumed]
     assert strip == [{k: v for k, v in r.items() if k not in TIMING} for r in straight]
     done = [torch.load(root / name / "checkpoint.pt", weights_only=False) for name in ("straight", "split")]
-    for key, value in done[0]["guide"].items():
-        torch.testing.assert_close(done[1]["guide"][key], value, rtol=0, atol=0)
+    for part in ("model", "guide"):
+        for key, value in done[0][part].items():
+            torch.testing.assert_close(done[1][part][key], value, rtol=0, atol=0, msg=f"{part}.{key}")
 
 
 def test_figures_command_on_a_fmnist_run(fmnist):
