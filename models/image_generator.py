@@ -1,11 +1,12 @@
 r"""DNN generator of §4.2: a prior on codes and a convolutional decoder in place of the dictionary."""
 
 import pyro
-import pyro.distributions as dist
-from pyro.nn import PyroModule
+from torch import nn
+
+from pyro_vsc.distributions import IsotropicNormal
 
 
-class ImageGenerator(PyroModule):
+class ImageGenerator(nn.Module):
     r"""Generative model of §4.2 (Appendix E):
 
     .. math:: z \sim p(z), \qquad x \mid z \sim \mathcal N(f_\theta(z),\; \sigma^2 I_D),
@@ -52,5 +53,6 @@ class ImageGenerator(PyroModule):
                              f"got {tuple(x.shape)}")
         with pyro.plate("data", num_data or x.shape[0], subsample=subsample):
             z = self.prior()
-            pyro.sample("x", dist.Normal(self.decoder(z), self.noise_variance ** 0.5).to_event(3), obs=x)
+            pyro.sample("x", IsotropicNormal(self.decoder(z), self.noise_variance ** 0.5, event_dims=3),
+                        obs=x)
         return z

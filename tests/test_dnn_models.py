@@ -47,11 +47,11 @@ def test_model_samples_codes_and_images_of_the_table_shapes(model_name):
     likelihood = trace.nodes["x"]["fn"]
     assert likelihood.batch_shape == (BATCH,) and likelihood.event_shape == shape
     data_dim = shape[0] * shape[1] * shape[2]
-    torch.testing.assert_close(likelihood.base_dist.scale, torch.full((BATCH, *shape), (data_dim / 2) ** 0.5))
+    torch.testing.assert_close(likelihood.scale, torch.tensor((data_dim / 2) ** 0.5))
     assert model.decoder(torch.zeros(PARTICLES, BATCH, LATENT_DIM)).shape == (PARTICLES, BATCH, *shape)
     assert guide(x).shape == (BATCH, LATENT_DIM)
     # -log p(x|z) is the per-pixel MSE plus the Gaussian normaliser: the paper's training loss
-    mse = (x - likelihood.base_dist.loc).pow(2).flatten(1).mean(1)
+    mse = (x - likelihood.loc).pow(2).flatten(1).mean(1)
     constant = data_dim / 2 * torch.log(torch.tensor(torch.pi * data_dim))
     torch.testing.assert_close(-likelihood.log_prob(x), mse + constant)
 
@@ -101,7 +101,7 @@ def test_bf16_autocast_covers_the_networks_and_nothing_else():
     assert conv_dtypes == [torch.bfloat16, torch.bfloat16]  # encoder, then decoder
     assert guide_trace.nodes["z"]["fn"].base_dist.loc.dtype == torch.float32
     assert guide_trace.nodes["z"]["value"].dtype == torch.float32
-    assert model_trace.nodes["x"]["fn"].base_dist.loc.dtype == torch.float32
+    assert model_trace.nodes["x"]["fn"].loc.dtype == torch.float32
     # the networks' parameters and the state-dict keys are those of the unwrapped modules
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert "decoder.project.0.weight" in model.state_dict()
