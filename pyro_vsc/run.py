@@ -17,6 +17,7 @@ from pathlib import Path
 import hydra
 import pyro
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -240,6 +241,19 @@ def image_figures(model, guide, val, run_dir, num_particles, kl_weights):
     return figures
 
 
+def run_folder(cfg):
+    """The run's folder: ``resume``, else ``run_dir``, else Hydra's output folder
+    (``runs/<date>_<model>_<guide>_<elbo>_J<J>_s<seed>``, or the sweep's sub-folder)."""
+    if cfg.resume:
+        return Path(cfg.resume)
+    if cfg.run_dir:
+        return Path(cfg.run_dir)
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    raise ValueError("run_dir is not set: pass run_dir=<folder> (outside the command line there "
+                     "is no Hydra output folder to default to)")
+
+
 def build_trainer(cfg, context):
     """Everything of a run up to the trainer, on this process of ``context``.
 
@@ -248,7 +262,7 @@ def build_trainer(cfg, context):
     """
     run_dir = None
     if context.is_main:
-        run_dir = Path(cfg.resume if cfg.resume else cfg.run_dir)
+        run_dir = run_folder(cfg)
         if cfg.resume and not (run_dir / "checkpoint.pt").exists():
             raise FileNotFoundError(f"resume={cfg.resume}: no checkpoint.pt in that folder")
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,6 @@ code but checks them for existence only.
 
 from pathlib import Path
 
-from torch.utils.data import Subset
 from torchvision import transforms
 from torchvision.datasets import CelebA
 from torchvision.datasets.utils import check_integrity

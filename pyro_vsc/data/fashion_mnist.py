@@ -8,7 +8,6 @@ validation samples", i.e. the official train and test files. Images are 1x28x28 
 
 from pathlib import Path
 
-from torch.utils.data import Subset
 from torchvision import transforms
 from torchvision.datasets import FashionMNIST
 from torchvision.datasets.utils import extract_archive

@@ -1,6 +1,5 @@
 """Posterior collapse (eq. 15) and feature collapse (eq. 16) of Appendix C, Table 2."""
 
-import torch
 
 
 def _percentage_collapsed(near_zero, delta):

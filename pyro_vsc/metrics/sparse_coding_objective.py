@@ -1,6 +1,5 @@
 """The sparse coding objective (10), used as the validation loss of §4.1 (Table 1)."""
 
-import torch
 
 
 def sparse_coding_objective(x, dictionary, codes, lam=20.0):

@@ -1,7 +1,6 @@
 """One training step of an ELBO objective, normalised per data point."""
 
 import torch
-from pyro import poutine
 from pyro.poutine.messenger import Messenger
 
 from pyro_vsc.elbo.kl_weights import KLWeights
@@ -80,8 +79,3 @@ class ObjectiveStep:
     def latent(self):
         """The last minibatch's latent codes z (all particles), detached."""
         return self.recorder.value
-
-    def loss(self, x):
-        """Per-data-point loss of ``x`` without gradients."""
-        with torch.no_grad(), poutine.block():
-            return self.elbo.loss(self.model, self.guide, x) / x.shape[0]
