@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pyro_vsc.plotting import plot_dictionary, plot_training_curves
 from pyro_vsc.resolvers import register_resolvers
+from pyro_vsc.train.divergence import DIVERGENCE_NAME, nonfinite_parameters, record_divergence
 from pyro_vsc.train.step import ObjectiveStep
 from pyro_vsc.train.trainer import Trainer
 
@@ -126,6 +127,12 @@ def save_config(cfg, run_dir):
 def train(cfg: DictConfig):
     """Trains one run described by ``cfg``; returns the metrics history."""
     check_config(cfg)
+    max_particles = OmegaConf.select(cfg, "max_particles")
+    if max_particles is not None and cfg.elbo.num_particles > max_particles:
+        # e.g. FISTA in a J sweep: more particles repeat the same deterministic code (Table 1 "–")
+        log.warning("skipped: this guide takes at most J = %d particle(s), got elbo.num_particles=%d",
+                    max_particles, cfg.elbo.num_particles)
+        return []
     pyro.settings.set(module_local_params=True)
     run_dir = Path(cfg.resume if cfg.resume else cfg.run_dir)
     if cfg.resume and not (run_dir / "checkpoint.pt").exists():
@@ -164,12 +171,29 @@ def train(cfg: DictConfig):
                       log_every=cfg.log_every, progress=cfg.progress, on_epoch_end=figures,
                       session_epochs=cfg.session_epochs)
     log.info("run folder: %s (device %s, %d steps per epoch)", run_dir, device, len(batches))
-    history = trainer.fit()
+    try:
+        history = trainer.fit()
+    except Exception as error:  # a diverged run is recorded, not lost (Table 2 "NaN")
+        if not _record_if_diverged(run_dir, trainer, model, guide, error):
+            raise
+        return trainer.history
+    if _record_if_diverged(run_dir, trainer, model, guide):
+        return history
     if len(history) == cfg.epochs:
         last = history[-1]
         log.info("done: validation objective %.4g, %.2f%% non-zero, %.1f s/epoch",
                  last["val_objective"], last["val_nonzero_pct"], last["seconds"])
     return history
+
+
+def _record_if_diverged(run_dir, trainer, model, guide, error=None):
+    """Writes ``diverged.json`` when model or guide parameters hold NaN/inf; returns whether."""
+    broken = nonfinite_parameters(model=model, guide=guide)
+    if broken:
+        record_divergence(run_dir, trainer.epoch, trainer.step, broken, error)
+        log.error("run diverged after %d epochs (step %d): non-finite %s; recorded in %s",
+                  trainer.epoch, trainer.step, ", ".join(broken[:3]), DIVERGENCE_NAME)
+    return bool(broken)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
