@@ -52,7 +52,14 @@ from pyro_vsc.evaluation.importance_sampling import (
 from pyro_vsc.evaluation.methods import describe_run
 from pyro_vsc.evaluation.objective import PAPER_LAMBDA, objective_metrics
 from pyro_vsc.evaluation.posterior_kl import posterior_kl_per_dimension
-from pyro_vsc.evaluation.trained_run import divergence_reason, load_trained_run, read_config
+from pyro_vsc.evaluation.trained_run import (
+    CONFIG_NAME,
+    EVALUATION_NAME,
+    divergence_reason,
+    find_run_folders,
+    load_trained_run,
+    read_config,
+)
 from pyro_vsc.evaluation.traces import is_point_mass, trace_guide
 from pyro_vsc.evaluation.warmups import finish_warmups
 from pyro_vsc.metrics import (
@@ -67,8 +74,6 @@ from pyro_vsc.run import select_device
 from pyro_vsc.train.validation import select_codes
 
 log = logging.getLogger("pyro_vsc.evaluate")
-
-EVALUATION_NAME = "evaluation.json"
 
 #: Every scalar metric written to ``evaluation.json`` (a diverged run has all of them NaN).
 METRIC_NAMES = (
@@ -190,6 +195,9 @@ def _metrics_of_trained_run(run, settings, seed, seconds):
         raise _CodesNotFinite("the inferred codes are not finite")
     with _timed(seconds, "objective"):
         metrics.update(objective_metrics(val, dictionary, codes, settings.lam, settings.fista_tol))
+        if not metrics["fista_converged"]:
+            log.warning("%s: the reference FISTA stopped at %d iterations before reaching tolerance "
+                        "%g", run.run_dir, metrics["fista_iterations"], settings.fista_tol)
     with _timed(seconds, "multi_information"):
         metrics["multi_information_bits"] = multi_information(codes)
     with _timed(seconds, "feature_collapse"):
@@ -317,7 +325,11 @@ def _parser():
         prog="python -m pyro_vsc.evaluate",
         description="Evaluate a trained run folder (config.yaml + checkpoint.pt) with the metrics of "
                     "Table 1, Table 2 and Figures 4, 5, 9; writes evaluation.json and figures into it.")
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) to evaluate")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="run folder(s) to evaluate, or folders of runs (e.g. a multirun "
+                             "folder), searched recursively")
+    parser.add_argument("--skip-evaluated", action="store_true",
+                        help="leave out runs that already have an evaluation.json")
     parser.add_argument("--iwae-samples", type=int, default=defaults.iwae_samples,
                         help="K importance samples of the IWAE bound (Table 1: 200)")
     parser.add_argument("--iwae-points", type=int, default=None,
@@ -347,13 +359,26 @@ def main(argv=None):
         iwae_samples=args.iwae_samples, iwae_points=args.iwae_points, snr_points=args.snr_points,
         snr_samples=args.snr_samples, snr_points_per_pass=args.snr_points_per_pass,
         consistency_samples=args.consistency_samples, fista_tol=args.fista_tol,
-        batch_size=args.batch_size, seed=args.seed,
-        device=args.device, progress=not args.no_progress)
-    for run_dir in args.run_dirs:
-        record = evaluate_run(run_dir, settings)
+        batch_size=args.batch_size, seed=args.seed, device=args.device, progress=not args.no_progress)
+    settings.check()
+    run_dirs = [run_dir for path in args.run_dirs for run_dir in find_run_folders(path)]
+    if not run_dirs:
+        raise SystemExit(f"no run folder (with {CONFIG_NAME}) in {' '.join(args.run_dirs)}")
+    if args.skip_evaluated:
+        run_dirs = [run_dir for run_dir in run_dirs if not (run_dir / EVALUATION_NAME).exists()]
+    failed = []
+    for run_dir in run_dirs:
+        try:
+            record = evaluate_run(run_dir, settings)
+        except Exception:  # one broken run folder must not stop a sweep's evaluation
+            log.exception("%s: evaluation failed", run_dir)
+            failed.append(run_dir)
+            continue
         print(f"{run_dir}: {record['status']}; " + ", ".join(
             f"{key}={value:.4g}" for key, value in record["metrics"].items()
-            if isinstance(value, float)) + f" -> {Path(run_dir) / EVALUATION_NAME}")
+            if isinstance(value, float)) + f" -> {run_dir / EVALUATION_NAME}")
+    if failed:
+        raise SystemExit(f"evaluation failed for {len(failed)} run(s): {' '.join(map(str, failed))}")
 
 
 if __name__ == "__main__":

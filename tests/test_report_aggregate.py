@@ -5,9 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from pyro_vsc.evaluation.trained_run import divergence_reason
+from pyro_vsc.evaluation.trained_run import divergence_reason, find_run_folders
 from pyro_vsc.reporting.aggregate import format_summary, summarize
-from pyro_vsc.reporting.collect import find_run_folders
 
 
 def test_mean_and_population_std_over_seeds():

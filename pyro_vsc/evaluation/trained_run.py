@@ -9,12 +9,13 @@ import torch
 from omegaconf import OmegaConf
 
 from pyro_vsc.resolvers import register_resolvers
-from pyro_vsc.run import build_run
+from pyro_vsc.run import CONFIG_NAME, build_run
 from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, load
 from pyro_vsc.train.divergence import nonfinite_metrics, nonfinite_parameters, read_divergence
 from pyro_vsc.train.trainer import METRICS_NAME
 
-CONFIG_NAME = "config.yaml"
+#: Written by ``python -m pyro_vsc.evaluate``, read by ``python -m pyro_vsc.report``.
+EVALUATION_NAME = "evaluation.json"
 
 
 @dataclass
@@ -43,6 +44,23 @@ def read_config(run_dir):
                                 "(run folders are written by python -m pyro_vsc.run)")
     register_resolvers()
     return OmegaConf.load(path)
+
+
+def find_run_folders(root):
+    """Folders under ``root`` (``root`` included) that hold a run's ``config.yaml``.
+
+    Works for single runs (``runs/<date>_...``) and Hydra multiruns
+    (``runs/multirun/<date>/<n>_.../``); Hydra's own ``.hydra/config.yaml`` copies are ignored.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder of runs")
+    found = []
+    for path in root.rglob(CONFIG_NAME):
+        if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
+            continue
+        found.append(path.parent)
+    return sorted(found)
 
 
 def load_trained_run(run_dir, device):

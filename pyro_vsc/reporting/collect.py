@@ -5,8 +5,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-CONFIG_NAME = "config.yaml"
-EVALUATION_NAME = "evaluation.json"
+from pyro_vsc.evaluation.trained_run import EVALUATION_NAME, find_run_folders
 
 
 @dataclass(frozen=True)
@@ -27,23 +26,6 @@ class RunEvaluation:
     metrics: dict
     per_point: dict
     settings: dict
-
-
-def find_run_folders(root):
-    """Folders under ``root`` (``root`` included) that hold a run's ``config.yaml``.
-
-    Works for single runs (``runs/<date>_...``) and Hydra multiruns
-    (``runs/multirun/<date>/<n>_.../``); Hydra's own ``.hydra/config.yaml`` copies are ignored.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root} is not a folder of runs")
-    found = []
-    for path in root.rglob(CONFIG_NAME):
-        if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
-            continue
-        found.append(path.parent)
-    return sorted(found)
 
 
 def read_evaluation(run_dir):
