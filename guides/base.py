@@ -2,12 +2,12 @@
 
 import pyro
 import torch
-from pyro.nn import PyroModule
+from torch import nn
 
 from .encoder import AmortizedEncoder
 
 
-class AmortizedGuide(PyroModule):
+class AmortizedGuide(nn.Module):
     r"""Mean-field amortized guide :math:`q_\phi(z|x) = \prod_i q_\phi(z_i|x)` (§3.1).
 
     Subclasses name their encoder heads (:attr:`heads`) and implement :meth:`sample_latents`,

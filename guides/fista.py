@@ -3,7 +3,7 @@
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
+from torch import nn
 
 from pyro_vsc.fista import fista, lipschitz_constant
 from pyro_vsc.schedules import LinearWarmup
@@ -12,7 +12,7 @@ from pyro_vsc.schedules import LinearWarmup
 PAPER_LAMBDA_WARMUP = LinearWarmup(start=0.1, increment=1e-4, maximum=1.0)
 
 
-class FistaGuide(PyroModule):
+class FistaGuide(nn.Module):
     r"""q(z|x) = δ(z - ẑ(x)) with ẑ(x) = argmin_z ½‖x − Az‖² + λω‖z‖₁ solved by batched FISTA.
 
     The codes are constants for the optimiser, so the ELBO's gradient in A is that of the data

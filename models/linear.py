@@ -1,10 +1,10 @@
 r"""Linear generator of §4.1: sparse coding of whitened image patches (eqs. 10-12)."""
 
 import pyro
-import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
 from torch import nn
+
+from pyro_vsc.distributions import IsotropicNormal
 
 
 class LinearDictionary(nn.Module):
@@ -25,7 +25,7 @@ class LinearDictionary(nn.Module):
         return z @ self.weight.T
 
 
-class LinearSparseCoding(PyroModule):
+class LinearSparseCoding(nn.Module):
     r"""Generative model of §4.1:
 
     .. math:: z \sim p(z), \qquad x \mid z \sim \mathcal N(A z,\; \sigma^2 I_D).
@@ -66,5 +66,5 @@ class LinearSparseCoding(PyroModule):
             raise ValueError(f"expected data of dimension {self.data_dim}, got shape {tuple(x.shape)}")
         with pyro.plate("data", num_data or x.shape[0], subsample=subsample):
             z = self.prior()
-            pyro.sample("x", dist.Normal(self.decoder(z), self.noise_variance ** 0.5).to_event(1), obs=x)
+            pyro.sample("x", IsotropicNormal(self.decoder(z), self.noise_variance ** 0.5), obs=x)
         return z

@@ -15,7 +15,7 @@ import math
 import pyro
 import pyro.distributions as dist
 import torch
-from pyro.nn import PyroModule
+from torch import nn
 
 from pyro_vsc.distributions import ConcreteSpikeSlab, ThresholdedLaplace, ThresholdedNormal
 
@@ -23,7 +23,7 @@ NORMAL_SCALE = math.sqrt(0.1)  # prior variance 0.1 (Appendix D; gives λ₀ = 0
 LAPLACE_SCALE = 0.1            # prior scale b₀ (Appendix D)
 
 
-class Prior(PyroModule):
+class Prior(nn.Module):
     """Base class: stores a latent dimension and named constants as buffers."""
 
     def __init__(self, latent_dim, **constants):

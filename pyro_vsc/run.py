@@ -3,9 +3,15 @@
 Composes the Hydra config (``pyro_vsc/conf``), builds data, model, guide, objective and
 optimizers, and trains into a run folder under ``runs/`` (resolved config, ``metrics.jsonl``,
 ``checkpoint.pt``, figures). Re-running with ``resume=<run folder>`` continues that run.
+
+Data-parallel: ``torchrun --nproc_per_node=N -m pyro_vsc.run ...`` trains on N processes (see
+:mod:`pyro_vsc.train.distributed`). Rank 0 runs Hydra and owns the run folder; the other ranks
+compose the same config from the command line without creating any folder.
 """
 
 import logging
+import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -14,26 +20,37 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from pyro_vsc.metrics import estimate_linear_dictionary
+from pyro_vsc.image_plots import plot_image_dictionary, plot_image_rows
 from pyro_vsc.plotting import plot_dictionary, plot_training_curves
 from pyro_vsc.resolvers import register_resolvers
+from pyro_vsc.train.batches import LoaderBatches, OrderedBatches, TensorBatches
+from pyro_vsc.train.distributed import DistributedContext, route_calls
+from pyro_vsc.train.distributed import select_device  # noqa: F401  (part of this module's API)
 from pyro_vsc.train.divergence import DIVERGENCE_NAME, nonfinite_parameters, record_divergence
+from pyro_vsc.train.global_batchnorm import synchronise_batchnorm
+from pyro_vsc.train.precision import AutocastNetwork, autocast_dtype, grad_scaler
 from pyro_vsc.train.step import ObjectiveStep
 from pyro_vsc.train.trainer import Trainer
+from pyro_vsc.train.validation import encode_batches
 
 log = logging.getLogger("pyro_vsc")
 register_resolvers()
 
 CONFIG_NAME = "config.yaml"
+#: Images shown in the reconstructions figure (Fig. 19 style).
+RECONSTRUCTIONS_SHOWN = 8
 
 
-def select_device(name):
-    """``auto`` picks CUDA when available; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name} requested but CUDA is not available; use device=cpu or auto")
-    return device
+def configure_runtime(cfg):
+    """Process-wide settings of a run: module-local Pyro parameters and distribution validation.
+
+    Validation (Pyro's and torch's argument/support checks) is off by default: it costs a few
+    reductions and host synchronisations per distribution per step. ``validate=true`` turns it
+    on to debug a model.
+    """
+    pyro.settings.set(module_local_params=True)
+    pyro.enable_validation(bool(cfg.validate))
 
 
 def seed_everything(seed):
@@ -44,23 +61,51 @@ def build_guide(guide_cfg, model):
     """Instantiates the guide; guides that read the model (FISTA) receive its decoder."""
     factory = instantiate(guide_cfg, _partial_=True)
     if getattr(factory.func, "needs_decoder", False):
+        if not isinstance(getattr(model.decoder, "weight", None), torch.Tensor):
+            raise ValueError(f"guide=fista solves eq. (10) for a linear dictionary; the model "
+                             f"{type(model).__name__} has none (use model=linear or another guide)")
         return factory(decoder=model.decoder)
     return factory()
 
 
-def build_run(cfg, device):
+def build_run(cfg, device, grad_scaler=None, data=None):
     """Builds everything a training run needs from a composed config.
 
-    :returns: dict with ``data``, ``model``, ``guide``, ``elbo``, ``objective``, ``optimizers``.
+    :param grad_scaler: the float16 gradient scaler of the objective, if any.
+    :param data: the instantiated ``cfg.data`` if already loaded.
+    :returns: dict with ``data``, ``model``, ``guide``, ``elbo``, ``objective``, ``kl_weights``.
     """
-    data = instantiate(cfg.data)
+    data = instantiate(cfg.data) if data is None else data
     model = instantiate(cfg.model.module, prior=instantiate(cfg.prior)).to(device)
     guide = build_guide(cfg.guide, model).to(device)
     elbo = instantiate(cfg.elbo)
     kl_weights = OmegaConf.to_container(cfg.kl_weights, resolve=True)
-    objective = ObjectiveStep(elbo, model, guide, kl_weights)
+    objective = ObjectiveStep(elbo, model, guide, kl_weights, grad_scaler=grad_scaler)
     return {"data": data, "model": model, "guide": guide, "elbo": elbo, "objective": objective,
             "kl_weights": kl_weights}
+
+
+def wrap_networks(model, guide, context, amp_dtype):
+    """Routes calls of ``model.decoder`` and ``guide.encoder`` through autocast (``amp_dtype``)
+    and, under data parallelism, ``DistributedDataParallel`` with global-batch BatchNorm.
+
+    Only trainable networks are wrapped (the FISTA guide has none). The modules keep their
+    names in ``state_dict()`` (see :func:`~pyro_vsc.train.distributed.route_calls`).
+    """
+    for owner, name in ((model, "decoder"), (guide, "encoder")):
+        network = owner._modules.get(name)
+        if network is None or not any(p.requires_grad for p in network.parameters()):
+            continue
+        if context.distributed:
+            network = synchronise_batchnorm(network, context.device)
+            setattr(owner, name, network)
+        wrapped = network
+        if amp_dtype is not None:
+            wrapped = AutocastNetwork(wrapped, context.device.type, amp_dtype)
+        if context.distributed:
+            wrapped = context.data_parallel(wrapped)
+        if wrapped is not network:
+            route_calls(owner, name, wrapped)
 
 
 def build_optimizers(cfg, model, guide, steps_per_epoch):
@@ -85,6 +130,7 @@ def check_config(cfg):
         (cfg.kl_weight >= 0, f"kl_weight must be ≥ 0, got {cfg.kl_weight}"),
         (cfg.model.latent_dim >= 1, f"model.latent_dim must be ≥ 1, got {cfg.model.latent_dim}"),
         (cfg.log_every >= 1, f"log_every must be ≥ 1, got {cfg.log_every}"),
+        (cfg.num_workers >= 0, f"num_workers must be ≥ 0, got {cfg.num_workers}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -124,8 +170,123 @@ def save_config(cfg, run_dir):
     path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
 
+def load_data(cfg, context):
+    """Instantiates the data on rank 0 first (downloads, decompression and caches write files),
+    then on the other ranks."""
+    data = instantiate(cfg.data) if context.is_main else None
+    context.barrier()
+    return data if context.is_main else instantiate(cfg.data)
+
+
+def training_batches(cfg, data, model, context):
+    """``(training batches, validation data)`` for in-memory splits (``.train``/``.val``
+    tensors, the linear generator) or a ``(train, val)`` pair of image datasets."""
+    device = context.device
+    if isinstance(data, tuple):
+        train_set, val_set = data
+        image_shape = tuple(train_set[0][0].shape)
+        if image_shape != model.image_shape:
+            raise ValueError(f"data images have shape {image_shape} but the model generates "
+                             f"{model.image_shape}; use the data config of the model")
+        batches = LoaderBatches(train_set, cfg.batch_size, device, seed=cfg.seed, rank=context.rank,
+                                world_size=context.world_size, num_workers=cfg.num_workers)
+        return batches, OrderedBatches(val_set, cfg.batch_size, device, num_workers=cfg.num_workers)
+    train_data, val_data = data.train.to(device), data.val.to(device)
+    if train_data.shape[-1] != cfg.model.data_dim:
+        raise ValueError(f"data has dimension {train_data.shape[-1]} but model.data_dim is "
+                         f"{cfg.model.data_dim}")
+    batches = TensorBatches(train_data, cfg.batch_size, seed=cfg.seed, rank=context.rank,
+                            world_size=context.world_size)
+    return batches, val_data
+
+
+def linear_figures(model, run_dir, patch_side):
+    """Dictionary tiles (Figs. 3, 10-18) and training curves after every epoch."""
+
+    def figures(trainer, record):
+        plot_dictionary(model.dictionary, run_dir / "dictionary.png", patch_shape=(patch_side, patch_side),
+                        title=f"epoch {record['epoch']}: objective {record['val_objective']:.4g}, "
+                              f"{record['val_nonzero_pct']:.1f}% non-zero")
+        plot_training_curves(trainer.history, run_dir / "training_curves.png")
+
+    return figures
+
+
+def image_figures(model, guide, val, run_dir, num_particles, kl_weights):
+    """Reconstructions of the first validation images (Fig. 19) and training curves after every
+    epoch; after the last epoch, the dictionary estimated from the validation set (§4.2, Figs. 6,
+    20-23)."""
+
+    def figures(trainer, record):
+        x, codes = next(encode_batches(model, guide, val, num_particles, kl_weights))
+        shown = x[:RECONSTRUCTIONS_SHOWN]
+        with torch.no_grad():
+            reconstructions = model.decoder(codes["z"][:RECONSTRUCTIONS_SHOWN])
+        plot_image_rows([shown, reconstructions], run_dir / "reconstructions.png",
+                        labels=["validation images", "reconstructions (max-ELBO codes)"],
+                        title=f"epoch {record['epoch']}: MSE {record['val_mse']:.4g}, "
+                              f"{record['val_nonzero_pct']:.1f}% non-zero")
+        plot_training_curves(trainer.history, run_dir / "training_curves.png",
+                             keys=("train_loss", "val_mse", "val_nonzero_pct", "val_multi_information"))
+        if trainer.epoch == trainer.epochs:
+            images, latents = [], []
+            for batch, chosen in encode_batches(model, guide, val, num_particles, kl_weights):
+                images.append(batch.flatten(1))  # on the training device, where the estimate runs
+                latents.append(chosen["z"])
+            dictionary = estimate_linear_dictionary(torch.cat(images), torch.cat(latents))
+            plot_image_dictionary(dictionary, model.image_shape, run_dir / "dictionary.png",
+                                  title=f"estimated dictionary, d = {dictionary.shape[1]} "
+                                        "(entries in descending order of norm)")
+
+    return figures
+
+
+def build_trainer(cfg, context):
+    """Everything of a run up to the trainer, on this process of ``context``.
+
+    Rank 0 chooses the run folder (``resume`` or ``run_dir``), checks or saves the config in it;
+    the other ranks receive its path and write nothing.
+    """
+    run_dir = None
+    if context.is_main:
+        run_dir = Path(cfg.resume if cfg.resume else cfg.run_dir)
+        if cfg.resume and not (run_dir / "checkpoint.pt").exists():
+            raise FileNotFoundError(f"resume={cfg.resume}: no checkpoint.pt in that folder")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(context.broadcast(None if run_dir is None else str(run_dir)))
+    cfg.run_dir = str(run_dir)  # the saved config names the folder it lives in
+    cfg.resume = None
+    seed_everything(cfg.seed)  # the same initial networks on every process
+    amp_dtype = autocast_dtype(cfg.amp, context.device)
+    scaler = grad_scaler(amp_dtype, context.device)
+    data = load_data(cfg, context)
+    built = build_run(cfg, context.device, grad_scaler=scaler, data=data)
+    model, guide = built["model"], built["guide"]
+    batches, val = training_batches(cfg, data, model, context)
+    if context.is_main:
+        save_config(cfg, run_dir)
+    wrap_networks(model, guide, context, amp_dtype)
+    if context.rank > 0:
+        context.seed(cfg.seed)  # independent Monte Carlo noise per process; rank 0 continues
+    optimizers = build_optimizers(cfg, model, guide, len(batches))
+    validation = instantiate(cfg.model.validation)
+
+    def validate():
+        return validation(model, guide, val, kl_weights=built["kl_weights"])
+
+    if isinstance(data, tuple):
+        figures = image_figures(model, guide, val, run_dir, cfg.elbo.num_particles, built["kl_weights"])
+    else:
+        figures = linear_figures(model, run_dir, int(round(cfg.model.data_dim ** 0.5)))
+    return Trainer(model=model, guide=guide, objective=built["objective"], optimizers=optimizers,
+                   batches=batches, validate=validate, run_dir=run_dir, epochs=cfg.epochs,
+                   log_every=cfg.log_every, progress=cfg.progress, on_epoch_end=figures,
+                   session_epochs=cfg.session_epochs, grad_scaler=scaler, context=context)
+
+
 def train(cfg: DictConfig):
-    """Trains one run described by ``cfg``; returns the metrics history."""
+    """Trains one run described by ``cfg`` (on every process of a torchrun launch); returns the
+    metrics history."""
     check_config(cfg)
     max_particles = OmegaConf.select(cfg, "max_particles")
     if max_particles is not None and cfg.elbo.num_particles > max_particles:
@@ -133,64 +294,36 @@ def train(cfg: DictConfig):
         log.warning("skipped: this guide takes at most J = %d particle(s), got elbo.num_particles=%d",
                     max_particles, cfg.elbo.num_particles)
         return []
-    pyro.settings.set(module_local_params=True)
-    run_dir = Path(cfg.resume if cfg.resume else cfg.run_dir)
-    if cfg.resume and not (run_dir / "checkpoint.pt").exists():
-        raise FileNotFoundError(f"resume={cfg.resume}: no checkpoint.pt in that folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cfg.run_dir = str(run_dir)  # the saved config names the folder it lives in
-    cfg.resume = None
-    device = select_device(cfg.device)
-    seed_everything(cfg.seed)
-    built = build_run(cfg, device)
-    data, model, guide = built["data"], built["model"], built["guide"]
-    train_data, val_data = data.train.to(device), data.val.to(device)
-    if train_data.shape[-1] != cfg.model.data_dim:
-        raise ValueError(f"data has dimension {train_data.shape[-1]} but model.data_dim is "
-                         f"{cfg.model.data_dim}")
-    save_config(cfg, run_dir)
-    from pyro_vsc.train.batches import TensorBatches
-
-    batches = TensorBatches(train_data, cfg.batch_size, seed=cfg.seed)
-    optimizers = build_optimizers(cfg, model, guide, len(batches))
-    validation = instantiate(cfg.model.validation)
-
-    def validate():
-        return validation(model, guide, val_data, kl_weights=built["kl_weights"])
-
-    side = int(round(cfg.model.data_dim ** 0.5))
-
-    def figures(trainer, record):
-        plot_dictionary(model.dictionary, run_dir / "dictionary.png", patch_shape=(side, side),
-                        title=f"epoch {record['epoch']}: objective {record['val_objective']:.4g}, "
-                              f"{record['val_nonzero_pct']:.1f}% non-zero")
-        plot_training_curves(trainer.history, run_dir / "training_curves.png")
-
-    trainer = Trainer(model=model, guide=guide, objective=built["objective"], optimizers=optimizers,
-                      batches=batches, validate=validate, run_dir=run_dir, epochs=cfg.epochs,
-                      log_every=cfg.log_every, progress=cfg.progress, on_epoch_end=figures,
-                      session_epochs=cfg.session_epochs)
-    log.info("run folder: %s (device %s, %d steps per epoch)", run_dir, device, len(batches))
-    try:
-        history = trainer.fit()
-    except Exception as error:  # a diverged run is recorded, not lost (Table 2 "NaN")
-        if not _record_if_diverged(run_dir, trainer, model, guide, error):
-            raise
-        return trainer.history
-    if _record_if_diverged(run_dir, trainer, model, guide):
-        return history
+    configure_runtime(cfg)
+    with DistributedContext.from_environment(cfg.device) as context:
+        trainer = build_trainer(cfg, context)
+        log.info("run folder: %s (device %s, %d process(es), %d steps per epoch)", trainer.run_dir,
+                 context.device, context.world_size, len(trainer.batches))
+        try:
+            history = trainer.fit()
+        except Exception as error:  # a diverged run is recorded, not lost (Table 2 "NaN")
+            if not _record_if_diverged(trainer, error):
+                raise
+            return trainer.history
+        if _record_if_diverged(trainer):
+            return history
     if len(history) == cfg.epochs:
         last = history[-1]
-        log.info("done: validation objective %.4g, %.2f%% non-zero, %.1f s/epoch",
-                 last["val_objective"], last["val_nonzero_pct"], last["seconds"])
+        log.info("done: %s", ", ".join(f"{key}={value:.4g}" for key, value in last.items()
+                                       if key.startswith("val_")))
     return history
 
 
-def _record_if_diverged(run_dir, trainer, model, guide, error=None):
-    """Writes ``diverged.json`` when model or guide parameters hold NaN/inf; returns whether."""
-    broken = nonfinite_parameters(model=model, guide=guide)
-    if broken:
-        record_divergence(run_dir, trainer.epoch, trainer.step, broken, error)
+def _record_if_diverged(trainer, error=None):
+    """Writes ``diverged.json`` (rank 0) when model or guide parameters hold NaN/inf; returns whether.
+
+    With distribution validation off (the default) a diverged run trains on with NaN to its end;
+    with it on, the first NaN argument raises. Either way the run folder records what happened.
+    """
+    broken = nonfinite_parameters(model=trainer.model, guide=trainer.guide)
+    if broken and trainer.context.is_main:
+        record_divergence(trainer.run_dir, trainer.epoch, trainer.step, broken, error,
+                          trainer.history)
         log.error("run diverged after %d epochs (step %d): non-finite %s; recorded in %s",
                   trainer.epoch, trainer.step, ", ".join(broken[:3]), DIVERGENCE_NAME)
     return bool(broken)
@@ -201,5 +334,19 @@ def main(cfg: DictConfig):
     train(cfg)
 
 
+def worker_config(argv):
+    """The config of a torchrun process other than rank 0: the command line's overrides composed
+    without Hydra's run folder and logging (``hydra.*`` overrides only concern those)."""
+    if any(arg in ("-m", "--multirun") for arg in argv):
+        raise ValueError("Hydra multirun cannot be combined with torchrun; launch one torchrun per "
+                         "run (e.g. the submitit launcher's tasks_per_node)")
+    overrides = [arg for arg in argv if not arg.startswith(("hydra.", "hydra/", "-"))]
+    with hydra.initialize_config_module(config_module="pyro_vsc.conf", version_base="1.3"):
+        return hydra.compose(config_name="config", overrides=overrides)
+
+
 if __name__ == "__main__":
-    main()
+    if int(os.environ.get("RANK", "0")) > 0:
+        train(worker_config(sys.argv[1:]))
+    else:
+        main()

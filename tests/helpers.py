@@ -1,8 +1,6 @@
-"""Shared test helpers: composing the CLI's Hydra config without a subprocess."""
+"""Shared test helpers."""
 
-from hydra import compose, initialize_config_module
-
-from pyro_vsc.resolvers import register_resolvers
+from pyro_vsc.config import compose_config  # noqa: F401  (re-exported for the tests)
 
 #: Overrides that shrink a linear run to seconds.
 TINY_LINEAR = [
@@ -12,10 +10,3 @@ TINY_LINEAR = [
     "epochs=2",
     "progress=false",
 ]
-
-
-def compose_config(overrides=()):
-    """The CLI's config with ``overrides``, as ``python -m pyro_vsc.run`` would compose it."""
-    register_resolvers()
-    with initialize_config_module(config_module="pyro_vsc.conf", version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))

@@ -1,8 +1,5 @@
 """Fashion-MNIST and CelebA loaders of Appendix E, read from tiny files in the real on-disk formats."""
 
-import gzip
-import struct
-
 import numpy as np
 import pytest
 import torch
@@ -11,34 +8,17 @@ from torchvision import transforms
 
 from pyro_vsc.data.celeba import CELEBA_ANNOTATION_FILES, celeba_transform, load_celeba
 from pyro_vsc.data.fashion_mnist import FASHION_MNIST_ARCHIVES, load_fashion_mnist
+from tests.image_data import CELEBA_HEIGHT as HEIGHT
+from tests.image_data import CELEBA_WIDTH as WIDTH
+from tests.image_data import write_celeba, write_fashion_mnist
 
 # ---------------------------------------------------------------- Fashion-MNIST (IDX files)
-
-IDX_IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
-IDX_LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
-
-
-def _write_idx_gz(path, magic, array):
-    """IDX format: big-endian magic, big-endian uint32 sizes, then the uint8 data; gzipped as released."""
-    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", size) for size in array.shape)
-    with gzip.open(path, "wb") as file:
-        file.write(header + array.astype(np.uint8).tobytes())
 
 
 @pytest.fixture
 def fashion_mnist_root(tmp_path):
     """5 training and 3 test images with known pixels and labels in root/FashionMNIST/raw/."""
-    raw = tmp_path / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, count in (("train", 5), ("t10k", 3)):
-        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=count, dtype=np.uint8)
-        _write_idx_gz(raw / f"{split}-images-idx3-ubyte.gz", IDX_IMAGES_MAGIC, images)
-        _write_idx_gz(raw / f"{split}-labels-idx1-ubyte.gz", IDX_LABELS_MAGIC, labels)
-        arrays[split] = (images, labels)
-    return tmp_path, arrays
+    return tmp_path, write_fashion_mnist(tmp_path, train_count=5, test_count=3)
 
 
 def test_fashion_mnist_reads_idx_files_as_unit_interval_tensors(fashion_mnist_root):
@@ -84,17 +64,10 @@ def test_fashion_mnist_names_the_one_missing_file(fashion_mnist_root):
 
 # ---------------------------------------------------------------- CelebA (aligned JPEGs + text files)
 
-CELEBA_ATTRIBUTE_NAMES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair "
-    "Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup "
-    "High_Cheekbones Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose "
-    "Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat "
-    "Wearing_Lipstick Wearing_Necklace Wearing_Necktie Young"
-).split()
 # Images 000001-000004 train, 000005-000006 valid, 000007-000008 test. (Each partition needs two
 # or more images: torchvision 0.29 fails on a partition of one, squeezing its index list to 0-d.)
 CELEBA_PARTITIONS = [0, 0, 0, 0, 1, 1, 2, 2]
-WIDTH, HEIGHT, CROP = 178, 218, 140  # the aligned images are 178 wide, 218 high
+CROP = 140
 CROP_LEFT, CROP_TOP = (WIDTH - CROP) // 2, (HEIGHT - CROP) // 2
 
 
@@ -103,7 +76,7 @@ def _red_level(image_number):
     return 255 - 25 * image_number
 
 
-def _write_celeba_image(path, image_number):
+def _celeba_pixels(image_number):
     """Blue outside the central 140x140 crop; inside it, left half red (level codes the image), right half green."""
     pixels = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
     pixels[..., 2] = 255
@@ -111,44 +84,14 @@ def _write_celeba_image(path, image_number):
     crop[...] = 0
     crop[:, : CROP // 2, 0] = _red_level(image_number)
     crop[:, CROP // 2 :, 1] = 255
-    Image.fromarray(pixels).save(path, format="JPEG", quality=95, subsampling=0)
-
-
-def _write_rows(path, rows, header_lines=()):
-    path.write_text("".join(line + "\n" for line in (*header_lines, *rows)))
+    return pixels
 
 
 @pytest.fixture
 def celeba_root(tmp_path):
     """Eight images with the five annotation files, in the layout and text formats of the release."""
-    folder = tmp_path / "celeba"
-    (folder / "img_align_celeba").mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    attributes = rng.choice([-1, 1], size=(len(CELEBA_PARTITIONS), 40))
-    names = [f"{number:06d}.jpg" for number in range(1, len(CELEBA_PARTITIONS) + 1)]
-    for number, name in enumerate(names, start=1):
-        _write_celeba_image(folder / "img_align_celeba" / name, number)
-    count = [str(len(names))]
-    _write_rows(
-        folder / "list_attr_celeba.txt",
-        [f"{name} " + " ".join(f"{value:2d}" for value in row) for name, row in zip(names, attributes)],
-        header_lines=(*count, " ".join(CELEBA_ATTRIBUTE_NAMES) + " "),
-    )
-    _write_rows(folder / "list_eval_partition.txt", [f"{name} {p}" for name, p in zip(names, CELEBA_PARTITIONS)])
-    _write_rows(folder / "identity_CelebA.txt", [f"{name} {1000 + i}" for i, name in enumerate(names)])
-    _write_rows(
-        folder / "list_bbox_celeba.txt",
-        [f"{name}    95  71 226 313" for name in names],
-        header_lines=(*count, "image_id x_1 y_1 width height"),
-    )
-    _write_rows(
-        folder / "list_landmarks_align_celeba.txt",
-        [f"{name}  69  109  106  113   77  142   73  152  108  154" for name in names],
-        header_lines=(
-            *count,
-            "lefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y",
-        ),
-    )
+    attributes = np.random.default_rng(1).choice([-1, 1], size=(len(CELEBA_PARTITIONS), 40))
+    write_celeba(tmp_path, CELEBA_PARTITIONS, attributes, _celeba_pixels)
     return tmp_path, attributes
 
 

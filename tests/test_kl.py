@@ -14,7 +14,9 @@ import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch.distributions import kl_divergence
 
+from pyro_vsc.distributions import kl as kl_module
 from pyro_vsc.distributions import (
+    ConcreteSpikeSlab,
     ThresholdedLaplace,
     ThresholdedNormal,
     laplace_kl,
@@ -178,3 +180,73 @@ def test_kl_float64(family):
     assert kl_divergence(q, p).dtype == torch.float64
     if family == "laplace":
         assert thresholded_laplace_exact_kl(q, p).dtype == torch.float64
+
+
+# --- KLs evaluated once per distinct parameter value (particle-broadcast dims) ----------------
+
+def test_gamma_kl_matches_torch():
+    q = torch.distributions.Gamma(torch.rand(5, 3) * 4 + 0.1, torch.rand(5, 3) * 3 + 0.2)
+    p = torch.distributions.Gamma(torch.tensor(3.0), torch.tensor(12.0))
+    ours = kl_module.gamma_kl(q.concentration, q.rate, p.concentration, p.rate)
+    torch.testing.assert_close(ours, torch.distributions.kl._kl_gamma_gamma(q, p))
+
+
+PARTICLES, BATCH = 7, (4, 6)
+
+
+def _particle_pairs(name, leaves):
+    """(q of particle j, p) factories for one family; the threshold differs per particle."""
+    loc, scale, logits = leaves
+    threshold = torch.rand(PARTICLES, *BATCH) + 0.1
+    families = {
+        "thresholded_laplace": (lambda j: ThresholdedLaplace(loc, scale + 0.1, threshold[j]),
+                                ThresholdedLaplace(0.0, 0.1, 0.25)),
+        "thresholded_normal": (lambda j: ThresholdedNormal(loc, scale + 0.1, threshold[j]),
+                               ThresholdedNormal(0.0, 0.3, 0.5)),
+        "spike_slab": (lambda j: ConcreteSpikeSlab(logits, loc, scale + 0.1, 0.5),
+                       ConcreteSpikeSlab(-2.0, 0.0, 0.3)),
+        "gamma": (lambda j: dist.Gamma(scale + 0.5, loc.exp()), dist.Gamma(3.0, 12.0)),
+        "normal": (lambda j: dist.Normal(loc, scale + 0.1), dist.Normal(0.0, 0.3)),
+        "laplace": (lambda j: dist.Laplace(loc, scale + 0.1), dist.Laplace(0.0, 0.1)),
+    }
+    return families[name]
+
+
+@pytest.mark.parametrize("name", ["thresholded_laplace", "thresholded_normal", "spike_slab",
+                                  "gamma", "normal", "laplace"])
+def test_kl_of_particle_expanded_distributions_is_exact(name):
+    """As Pyro hands them over with vectorized particles (the particle dim broadcast, the
+    threshold a per-particle sample), the KL equals a loop over particles, values and gradients."""
+    leaves = (torch.randn(*BATCH, requires_grad=True), torch.rand(*BATCH, requires_grad=True),
+              torch.randn(*BATCH, requires_grad=True))
+    q_of, p = _particle_pairs(name, leaves)
+    shape = (PARTICLES, *BATCH)
+    if isinstance(q_of(0), (ThresholdedLaplace, ThresholdedNormal)):
+        q = type(q_of(0))(leaves[0], leaves[1] + 0.1,
+                          torch.stack([q_of(j).threshold for j in range(PARTICLES)]))
+    else:
+        q = q_of(0).expand(shape)
+    expanded = kl_divergence(q, p.expand(shape))
+    loop = torch.stack([kl_divergence(q_of(j), p.expand(BATCH)) for j in range(PARTICLES)])
+    torch.testing.assert_close(expanded, loop)
+    weights = torch.rand(shape)
+    got = torch.autograd.grad((weights * expanded).sum(), leaves, allow_unused=True)
+    want = torch.autograd.grad((weights * loop).sum(), leaves, allow_unused=True)
+    for g, w in zip(got, want):
+        assert (g is None) == (w is None)
+        if g is not None:
+            torch.testing.assert_close(g, w)
+
+
+def test_distinct_parameter_evaluation_narrows_broadcast_dims():
+    seen = []
+
+    def formula(*tensors):
+        seen.append(tensors[0].shape)
+        return kl_module.laplace_kl(*tensors)
+
+    q = ThresholdedLaplace(torch.randn(*BATCH), torch.rand(*BATCH) + 0.1,
+                           torch.rand(PARTICLES, *BATCH))
+    p = ThresholdedLaplace(0.0, 0.1, 0.25).expand((PARTICLES, *BATCH))
+    kl = kl_module._on_distinct_parameters(formula, q, p, ("loc", "scale"))
+    assert seen == [torch.Size([1, *BATCH])] and kl.shape == (PARTICLES, *BATCH)

@@ -453,3 +453,4 @@ def test_float64_end_to_end(family, device):
     zeros = (centred.sample((N_SAMPLES,)) == 0).double().mean().item()
     p_zero = 1.0 - reference_nonzero_prob(family, 0.5, 0.4)
     assert zeros == pytest.approx(p_zero, abs=Z_TOL * math.sqrt(p_zero * (1 - p_zero) / N_SAMPLES))
+

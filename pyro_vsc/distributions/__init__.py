@@ -2,7 +2,8 @@
 
 from . import kl  # noqa: F401  (registers the analytic KLs)
 from .calibration import calibrated_threshold, nonzero_fraction
-from .kl import bernoulli_kl, laplace_kl, normal_kl, thresholded_laplace_exact_kl
+from .kl import bernoulli_kl, gamma_kl, laplace_kl, normal_kl, thresholded_laplace_exact_kl
+from .isotropic_normal import IsotropicNormal
 from .soft_threshold import shifted_soft_threshold, straight_through_threshold
 from .spike_slab import ConcreteSpikeSlab
 from .thresholded import ThresholdedDistribution
@@ -12,12 +13,14 @@ from .warmup_laplace import WarmupLaplace
 
 __all__ = [
     "ConcreteSpikeSlab",
+    "IsotropicNormal",
     "ThresholdedDistribution",
     "ThresholdedLaplace",
     "ThresholdedNormal",
     "WarmupLaplace",
     "bernoulli_kl",
     "calibrated_threshold",
+    "gamma_kl",
     "laplace_kl",
     "laplace_noise",
     "nonzero_fraction",

@@ -9,8 +9,16 @@ estimates it for both families.
 
 ``TraceMeanField_ELBO`` and :class:`~pyro_vsc.elbo.MaxELBO` pick these up through
 ``torch.distributions.kl_divergence``; Pyro's ``Independent`` KL sums them over event dims.
+
+With J vectorized particles Pyro hands the KL distributions expanded along the particle
+dimension, with the same parameters for every particle. Every KL here is evaluated on the
+parameters with such broadcast (stride-0) dimensions removed and expanded afterwards
+(:func:`_on_distinct_parameters`): the same values and gradients, computed once per data point
+instead of once per particle. The Gamma, Normal and Laplace KLs of Pyro's own classes (the
+threshold posterior and the Gaussian and Laplacian baselines) are registered the same way.
 """
 
+import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from torch.distributions import kl_divergence, register_kl
@@ -37,6 +45,18 @@ def normal_kl(q_loc, q_scale, p_loc, p_scale):
     return 0.5 * (variance_ratio + ((q_loc - p_loc) / p_scale) ** 2 - 1.0 - torch.log(variance_ratio))
 
 
+def gamma_kl(q_concentration, q_rate, p_concentration, p_rate):
+    r"""KL(Γ(α_q, β_q) ‖ Γ(α_p, β_p)) (shape α, rate β):
+
+    .. math:: (\alpha_q-\alpha_p)\psi(\alpha_q) - \log\Gamma(\alpha_q) + \log\Gamma(\alpha_p)
+              + \alpha_p\log\frac{\beta_q}{\beta_p} + \alpha_q\frac{\beta_p-\beta_q}{\beta_q}.
+    """
+    return ((q_concentration - p_concentration) * torch.digamma(q_concentration)
+            - torch.lgamma(q_concentration) + torch.lgamma(p_concentration)
+            + p_concentration * torch.log(q_rate / p_rate)
+            + q_concentration * (p_rate - q_rate) / q_rate)
+
+
 def bernoulli_kl(q_logits, p_logits):
     r"""KL(Bernoulli(σ(q)) ‖ Bernoulli(σ(p))) from logits, stable at extreme probabilities."""
     q_probs = torch.sigmoid(q_logits)
@@ -44,16 +64,36 @@ def bernoulli_kl(q_logits, p_logits):
             + (1 - q_probs) * (F.logsigmoid(-q_logits) - F.logsigmoid(-p_logits)))
 
 
+def _on_distinct_parameters(formula, q, p, names):
+    """``formula(q.a, q.b, ..., p.a, p.b, ...)`` computed once per distinct parameter value.
+
+    Dimensions along which every parameter is broadcast (stride 0, e.g. the particle plate's
+    expansion) are narrowed to size 1 before the formula and expanded back after it. Values
+    and gradients are those of the formula on the full tensors.
+    """
+    tensors = [getattr(d, name) for d in (q, p) for name in names]
+    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    tensors = [t.expand(shape) for t in tensors]
+    narrowed = tuple(slice(0, 1) if size > 1 and all(t.stride(dim) == 0 for t in tensors)
+                     else slice(None) for dim, size in enumerate(shape))
+    return formula(*(t[narrowed] for t in tensors)).expand(shape)
+
+
 @register_kl(ThresholdedLaplace, ThresholdedLaplace)
 def _kl_thresholded_laplace(q, p):
     """Paper's KL (Appendix B): KL of the base Laplace distributions."""
-    return laplace_kl(q.loc, q.scale, p.loc, p.scale)
+    return _on_distinct_parameters(laplace_kl, q, p, ("loc", "scale"))
 
 
 @register_kl(ThresholdedNormal, ThresholdedNormal)
 def _kl_thresholded_normal(q, p):
     """Paper's KL (Appendix B): KL of the base Normal distributions."""
-    return normal_kl(q.loc, q.scale, p.loc, p.scale)
+    return _on_distinct_parameters(normal_kl, q, p, ("loc", "scale"))
+
+
+def _spike_slab_kl(q_logits, q_loc, q_scale, p_logits, p_loc, p_scale):
+    return (bernoulli_kl(q_logits, p_logits)
+            + torch.sigmoid(q_logits) * normal_kl(q_loc, q_scale, p_loc, p_scale))
 
 
 @register_kl(ConcreteSpikeSlab, ConcreteSpikeSlab)
@@ -63,7 +103,23 @@ def _kl_spike_slab(q, p):
     .. math:: \mathrm{KL}(\mathrm{Bern}(\pi_q)\|\mathrm{Bern}(\pi_p))
               + \pi_q\,\mathrm{KL}(\mathcal N(\mu_q,\sigma_q^2)\|\mathcal N(\mu_p,\sigma_p^2)).
     """
-    return bernoulli_kl(q.logits, p.logits) + q.probs * normal_kl(q.loc, q.scale, p.loc, p.scale)
+    return _on_distinct_parameters(_spike_slab_kl, q, p, ("logits", "loc", "scale"))
+
+
+@register_kl(dist.Gamma, dist.Gamma)
+def _kl_gamma(q, p):
+    """Gamma KL of the threshold posterior (§3.2), once per distinct parameter value."""
+    return _on_distinct_parameters(gamma_kl, q, p, ("concentration", "rate"))
+
+
+@register_kl(dist.Normal, dist.Normal)
+def _kl_normal(q, p):
+    return _on_distinct_parameters(normal_kl, q, p, ("loc", "scale"))
+
+
+@register_kl(dist.Laplace, dist.Laplace)
+def _kl_laplace(q, p):
+    return _on_distinct_parameters(laplace_kl, q, p, ("loc", "scale"))
 
 
 def thresholded_laplace_exact_kl(q, p):
@@ -85,4 +141,5 @@ def thresholded_laplace_exact_kl(q, p):
     return spike + slab
 
 
-__all__ = ["kl_divergence", "laplace_kl", "normal_kl", "bernoulli_kl", "thresholded_laplace_exact_kl"]
+__all__ = ["kl_divergence", "laplace_kl", "normal_kl", "gamma_kl", "bernoulli_kl",
+           "thresholded_laplace_exact_kl"]

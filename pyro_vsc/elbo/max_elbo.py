@@ -8,7 +8,7 @@ from pyro.distributions.util import is_identically_zero, scale_and_mask
 from pyro.infer import ELBO
 from pyro.infer.util import is_validation_enabled, torch_item
 from pyro.poutine.util import site_is_subsample
-from pyro.util import check_if_enumerated, check_model_guide_match, warn_if_nan
+from pyro.util import check_if_enumerated, check_model_guide_match
 from torch.distributions import kl_divergence
 
 #: Name of the plate Pyro's ELBO uses to vectorize particles.
@@ -76,7 +76,9 @@ class MaxELBO(ELBO):
     tracing is done here rather than with ``get_importance_trace``.
 
     Works with :class:`pyro.infer.SVI` (``loss``, ``loss_and_grads``) and as a loss module:
-    ``MaxELBO(...)(model, guide)(x)`` returns a differentiable scalar, no host synchronisation.
+    ``MaxELBO(...)(model, guide)(x)`` returns a differentiable scalar without any host
+    synchronisation (unlike Pyro's stock ELBOs, it does not read the loss back to check for NaN
+    at every step; the training loop checks at its logging interval).
 
     :param int num_particles: J, the number of particles.
     :param max_plate_nesting: bound on nested plates in model and guide (guessed if omitted).
@@ -186,7 +188,6 @@ class MaxELBO(ELBO):
         global_terms = torch.cat(globals_) if globals_ else local.new_zeros(local.shape[0])
         if globals_:
             loss = loss - global_terms.mean()
-        warn_if_nan(loss, "loss")
         vectorized = self.vectorize_particles and self.num_particles > 1
         return ParticleELBO(local=local, global_terms=global_terms, site_terms=site_terms,
                             best=best, loss=loss, guide_traces=guide_traces,

@@ -72,7 +72,12 @@ def load_trained_run(run_dir, device):
         raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT_NAME}: train the run (or let it "
                                 "finish its first epoch) before evaluating it")
     pyro.settings.set(module_local_params=True)
+    pyro.enable_validation(bool(OmegaConf.select(cfg, "validate", default=False)))  # as in training
     built = build_run(cfg, device)
+    if not hasattr(built["data"], "val"):
+        raise NotImplementedError(f"{run_dir}: evaluate covers the linear generator (§4.1), whose "
+                                  "data are in-memory patches; this run's model is "
+                                  f"{type(built['model']).__name__}")
     state = load(checkpoint_path, map_location=device)
     built["model"].load_state_dict(state["model"])
     built["guide"].load_state_dict(state["guide"])

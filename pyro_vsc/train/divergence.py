@@ -16,12 +16,13 @@ def nonfinite_parameters(**modules):
             if not bool(torch.isfinite(parameter).all())]
 
 
-def record_divergence(run_dir, epochs_completed, step, parameters, error=None):
-    """Writes ``diverged.json`` into the run folder: when (epochs completed, step), which
-    parameters, and the error that stopped training (typically a distribution refusing NaN
-    arguments)."""
+def record_divergence(run_dir, epochs_completed, step, parameters, error=None, history=()):
+    """Writes ``diverged.json`` into the run folder: when (epochs completed, step, and the first
+    epoch whose metrics record holds NaN/inf, if any), which parameters, and the error that stopped
+    training, if one did (with distribution validation on, a distribution refusing NaN)."""
+    first = next((record["epoch"] for record in history if nonfinite_metrics(record)), None)
     record = {"epochs_completed": int(epochs_completed), "step": int(step),
-              "nonfinite_parameters": list(parameters),
+              "first_nonfinite_epoch": first, "nonfinite_parameters": list(parameters),
               "error": None if error is None else f"{type(error).__name__}: {error}"[:2000]}
     (Path(run_dir) / DIVERGENCE_NAME).write_text(json.dumps(record, indent=2) + "\n")
     return record

@@ -35,17 +35,25 @@ class ObjectiveStep:
     :param model: model module ``model(x)``.
     :param guide: guide module ``guide(x)``.
     :param dict kl_weights: latent site → KL weight.
+    :param grad_scaler: optional ``torch.amp.GradScaler`` (float16 mixed precision): the loss is
+        multiplied by its scale before backpropagation; the optimizer step unscales.
     """
 
-    def __init__(self, elbo, model, guide, kl_weights):
+    def __init__(self, elbo, model, guide, kl_weights, grad_scaler=None):
         self.elbo = elbo
         weights = KLWeights(kl_weights)
         self.recorder = LatentRecorder("z")
         self.model = weights(model)
         self.guide = self.recorder(weights(guide))
+        self.grad_scaler = grad_scaler
         # ELBOs without a differentiable loss (RenyiELBO) backpropagate inside loss_and_grads.
-        self._backward = (self._differentiable if hasattr(elbo, "differentiable_loss")
-                          else self._loss_and_grads)
+        if hasattr(elbo, "differentiable_loss"):
+            self._backward = self._differentiable
+        elif grad_scaler is None:
+            self._backward = self._loss_and_grads
+        else:
+            raise ValueError(f"{type(elbo).__name__} backpropagates internally, so its loss cannot "
+                             "be scaled for float16 training; use amp=bf16 or amp=false with it")
 
     def __call__(self, x, params):
         """Backpropagates the loss of batch ``x`` into ``params``; returns the detached loss.
@@ -57,7 +65,7 @@ class ObjectiveStep:
 
     def _differentiable(self, x, params):
         loss = self.elbo.differentiable_loss(self.model, self.guide, x) / x.shape[0]
-        loss.backward()
+        (loss if self.grad_scaler is None else self.grad_scaler.scale(loss)).backward()
         return loss.detach()
 
     def _loss_and_grads(self, x, params):

@@ -1,0 +1,39 @@
+"""All benchmarks in one command: ``python -m benchmarks [--trained-run runs/<folder>]``.
+
+1. ``benchmarks.linear_step``: Pyro path vs plain-PyTorch floor vs roofline (linear model).
+2. ``benchmarks.memory``: peak RSS of data preparation and of the default run.
+3. ``benchmarks.fista_vs_lasso``: torch FISTA vs scikit-learn's Lasso, λ = 20 on a trained
+   dictionary (the ``checkpoint.pt`` of ``--trained-run``, e.g. the default run's folder) and
+   λ = 1 on a random one.
+
+Results land in ``benchmarks/results/`` (JSON and Markdown); not part of the test suite.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks import fista_vs_lasso, linear_step, memory
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trained-run", type=Path,
+                        help="run folder whose checkpoint.pt holds a trained dictionary (FISTA λ=20)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    print("== linear step ==", flush=True)
+    linear_step.main(["--threads", str(args.threads), "--repeats", str(args.repeats)])
+    print("== memory ==", flush=True)
+    memory.main()
+    print("== FISTA vs scikit-learn Lasso ==", flush=True)
+    fista_args = ["--threads", str(args.threads)]
+    if args.trained_run is not None:
+        fista_args += ["--dictionary", str(args.trained_run / "checkpoint.pt"),
+                       "--dictionary-key", "model.decoder.weight"]
+    fista_vs_lasso.main(fista_args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

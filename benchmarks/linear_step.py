@@ -1,0 +1,173 @@
+"""Training-step time of the linear model: Pyro path vs. plain-PyTorch floor vs. roofline.
+
+For each guide (``thresh``, ``thresh_gamma`` and the Gaussian baseline), J ∈ {1, 20} and
+objective ∈ {max, avg} at batch 100, the Pyro path (the library's own ``Trainer.train_step``:
+zero grads, Pyro ELBO loss and backward, both optimizers and schedules, warm-up counter) and the
+plain-PyTorch floor (``benchmarks.linear_floor``: same loss and gradients, same optimizers) are
+timed in the same process, interleaved repetition by repetition, after a warm-up. Printed and
+written (JSON + Markdown, ``benchmarks/results/``): median ms/step and the spread (min-max over
+repetitions) of both, their ratio, and the ratio of the Pyro path to the roofline bound (the
+step's matmul FLOPs over this machine's best measured matmul throughput). A profile of the
+``thresh`` J = 20 Pyro step shows where the time beyond the bound goes.
+
+Run: ``python -m benchmarks.linear_step [--repeats 7 --steps 40 --threads 2]``.
+"""
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import pyro
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from benchmarks.linear_floor import LinearFloor, constants_from
+from benchmarks.roofline import linear_step_flops, matmul_throughput
+from pyro_vsc.config import compose_config
+from pyro_vsc.run import build_optimizers, build_run, configure_runtime
+from pyro_vsc.train.trainer import Trainer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CASES = [(guide, j, objective) for guide in ("thresh", "thresh_gamma", "gaussian")
+         for j in (1, 20) for objective in ("max", "avg")]
+
+
+def build_case(guide, num_particles, objective, batch=100):
+    """The Pyro path (a Trainer) and the floor (its own copies of the networks) of one case."""
+    cfg = compose_config(["experiment=paper", f"guide={guide}", f"elbo={objective}",
+                          f"elbo.num_particles={num_particles}",
+                          "data.num_train=4000", "data.num_val=100", f"batch_size={batch}",
+                          "progress=false"])
+    configure_runtime(cfg)
+    built = build_run(cfg, torch.device("cpu"))
+    model, guide_module = built["model"], built["guide"]
+    steps_per_epoch = 4000 // batch
+    trainer = Trainer(model=model, guide=guide_module, objective=built["objective"],
+                      optimizers=build_optimizers(cfg, model, guide_module, steps_per_epoch),
+                      batches=None, validate=None, run_dir="/tmp", epochs=cfg.epochs)
+    encoder = copy.deepcopy(guide_module.encoder)
+    dictionary = copy.deepcopy(model.decoder)
+    kl_weights = OmegaConf.to_container(cfg.kl_weights, resolve=True)
+    floor = LinearFloor(encoder, dictionary.weight, guide, num_particles, objective,
+                        constants_from(model, guide_module, kl_weights))
+    optimizers = [
+        (instantiate(cfg.model.optim.model.optimizer)(dictionary.parameters()),),
+        (instantiate(cfg.model.optim.guide.optimizer)(encoder.parameters()),),
+    ]
+    optimizers = [(opt, instantiate(cfg.model.optim[name].scheduler)(opt, steps_per_epoch, cfg.epochs))
+                  for (opt,), name in zip(optimizers, ("model", "guide"))]
+    state = {"step": 0}
+
+    def floor_step(x):
+        for opt, _ in optimizers:
+            opt.zero_grad(set_to_none=True)
+        loss = floor.loss(x, state["step"])
+        loss.backward()
+        for opt, sched in optimizers:
+            opt.step()
+            sched.step()
+        state["step"] += 1
+        return loss.detach()
+
+    data = built["data"].train
+    widths = [cfg.model.backbone.input_dim, *cfg.model.backbone.hidden]
+    flops = linear_step_flops(batch, num_particles, cfg.model.data_dim, cfg.model.latent_dim,
+                              widths, heads=len(guide_module.encoder.heads))
+    return trainer.train_step, floor_step, data, flops
+
+
+def time_steps(step, batches):
+    start = time.perf_counter()
+    for x in batches:
+        step(x)
+    return (time.perf_counter() - start) / len(batches) * 1e3
+
+
+def profile_step(step, batches, rows=15):
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for x in batches:
+            step(x)
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def run(repeats=7, steps=40, warmup=20, threads=2, batch=100):
+    torch.set_num_threads(threads)
+    pyro.settings.set(module_local_params=True)
+    peak, shapes = matmul_throughput()
+    rows = []
+    profile = None
+    for guide, j, objective in CASES:
+        pyro_step, floor_step, data, flops = build_case(guide, j, objective, batch)
+        generator = torch.Generator().manual_seed(0)
+        batches = [data[torch.randint(0, len(data), (batch,), generator=generator)]
+                   for _ in range(steps)]
+        for x in batches[:warmup]:
+            pyro_step(x)
+            floor_step(x)
+        pyro_times, floor_times = [], []
+        for _ in range(repeats):
+            pyro_times.append(time_steps(pyro_step, batches))
+            floor_times.append(time_steps(floor_step, batches))
+        bound = flops / (peak * 1e9) * 1e3
+        row = {
+            "guide": guide, "J": j, "objective": objective,
+            "pyro_ms": statistics.median(pyro_times), "pyro_min": min(pyro_times), "pyro_max": max(pyro_times),
+            "floor_ms": statistics.median(floor_times), "floor_min": min(floor_times),
+            "floor_max": max(floor_times), "roofline_ms": bound, "gflop": flops / 1e9,
+        }
+        row["ratio_floor"] = row["pyro_ms"] / row["floor_ms"]
+        row["ratio_roofline"] = row["pyro_ms"] / bound
+        rows.append(row)
+        print(f"{guide:13s} J={j:2d} {objective:3s}: pyro {row['pyro_ms']:.2f} ms "
+              f"[{row['pyro_min']:.2f}-{row['pyro_max']:.2f}], floor {row['floor_ms']:.2f} ms "
+              f"[{row['floor_min']:.2f}-{row['floor_max']:.2f}], ratio {row['ratio_floor']:.3f}, "
+              f"roofline {bound:.2f} ms (x{row['ratio_roofline']:.2f})", flush=True)
+        if (guide, j, objective) == ("thresh", 20, "max"):
+            profile = profile_step(pyro_step, batches[:10])
+    meta = {"machine": platform.platform(), "processor": platform.processor(), "threads": threads,
+            "torch": torch.__version__, "pyro": pyro.__version__, "batch": batch, "repeats": repeats,
+            "steps_per_repeat": steps, "matmul_gflops": peak, "matmul_shapes": shapes}
+    return meta, rows, profile
+
+
+def markdown(meta, rows):
+    lines = [f"Linear model, batch {meta['batch']}, {meta['threads']} threads, torch {meta['torch']}, "
+             f"pyro {meta['pyro']}; best matmul {meta['matmul_gflops']:.1f} GFLOP/s; medians over "
+             f"{meta['repeats']} × {meta['steps_per_repeat']} steps (min-max).", "",
+             "| guide | J | objective | Pyro ms/step | floor ms/step | Pyro / floor | roofline ms | Pyro / roofline |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['guide']} | {r['J']} | {r['objective']} | {r['pyro_ms']:.2f} "
+                     f"({r['pyro_min']:.2f}-{r['pyro_max']:.2f}) | {r['floor_ms']:.2f} "
+                     f"({r['floor_min']:.2f}-{r['floor_max']:.2f}) | {r['ratio_floor']:.3f} | "
+                     f"{r['roofline_ms']:.2f} | {r['ratio_roofline']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    meta, rows, profile = run(args.repeats, args.steps, args.warmup, args.threads)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "linear_step.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    table = markdown(meta, rows)
+    (RESULTS / "linear_step.md").write_text(table + "\nProfile of the thresh, J=20, max Pyro step:\n\n```\n"
+                                            + (profile or "") + "```\n")
+    print(table)
+    print("Profile of the thresh, J=20, max Pyro step (10 steps):")
+    print(profile)
+
+
+if __name__ == "__main__":
+    main()

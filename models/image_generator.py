@@ -1,0 +1,58 @@
+r"""DNN generator of §4.2: a prior on codes and a convolutional decoder in place of the dictionary."""
+
+import pyro
+from torch import nn
+
+from pyro_vsc.distributions import IsotropicNormal
+
+
+class ImageGenerator(nn.Module):
+    r"""Generative model of §4.2 (Appendix E):
+
+    .. math:: z \sim p(z), \qquad x \mid z \sim \mathcal N(f_\theta(z),\; \sigma^2 I_D),
+
+    with :math:`f_\theta` a convolutional decoder (Tables 4-5) and images ``x`` of shape
+    ``(C, H, W)`` in [0, 1]. As in the linear model, the default noise variance
+    :math:`\sigma^2 = D/2` with :math:`D = C\cdot H\cdot W` makes
+    :math:`-\log p(x|z) = \|x - f_\theta(z)\|^2/D + \mathrm{const}`, the per-pixel mean squared
+    error the paper's code trains on (``F.mse_loss`` plus the β-weighted KL).
+
+    The decoder is a plain ``nn.Module`` attribute ``decoder`` (so that the training loop can
+    call it through ``DistributedDataParallel`` and autocast wrappers); the prior is called inside
+    the data plate exactly as in :class:`models.linear.LinearSparseCoding`.
+
+    Subclasses build the decoder of their dataset.
+
+    :param prior: a :mod:`models.priors` module; its ``forward`` samples ``z`` (and λ).
+    :param decoder: module mapping codes ``(..., d)`` to images ``(..., C, H, W)``; it must have
+        the attributes ``latent_dim`` and ``output_shape``.
+    :param float noise_variance: σ²; ``None`` means D/2 (per-pixel MSE).
+    """
+
+    def __init__(self, prior, decoder, noise_variance=None):
+        super().__init__()
+        if prior.latent_dim != decoder.latent_dim:
+            raise ValueError(f"prior latent dimension {prior.latent_dim} does not match the "
+                             f"decoder's latent dimension {decoder.latent_dim}")
+        self.prior = prior
+        self.decoder = decoder
+        self.image_shape = tuple(decoder.output_shape)
+        self.data_dim = self.image_shape[0] * self.image_shape[1] * self.image_shape[2]
+        self.noise_variance = self.data_dim / 2 if noise_variance is None else float(noise_variance)
+        if self.noise_variance <= 0:
+            raise ValueError(f"noise variance must be > 0, got {noise_variance}")
+
+    @property
+    def latent_dim(self):
+        return self.prior.latent_dim
+
+    def forward(self, x, num_data=None, subsample=None):
+        """:param x: images (B, C, H, W); ``num_data`` and ``subsample`` index a minibatch."""
+        if tuple(x.shape[-3:]) != self.image_shape or x.dim() != 4:
+            raise ValueError(f"expected images of shape (B, {', '.join(map(str, self.image_shape))}), "
+                             f"got {tuple(x.shape)}")
+        with pyro.plate("data", num_data or x.shape[0], subsample=subsample):
+            z = self.prior()
+            pyro.sample("x", IsotropicNormal(self.decoder(z), self.noise_variance ** 0.5, event_dims=3),
+                        obs=x)
+        return z
