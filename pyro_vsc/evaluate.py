@@ -225,7 +225,8 @@ def _metrics_of_trained_run(run, settings, seed, seconds):
             _reseed(seed)
             points = val if settings.iwae_points is None else val[:settings.iwae_points]
             sampling = importance_sampling_metrics(model, guide, points, settings.iwae_samples,
-                                                   batch_size=settings.batch_size)
+                                                   batch_size=settings.batch_size,
+                                                   progress=settings.progress)
             metrics.update({"iwae_loss": sampling["iwae_loss"], "iwae_bound": sampling["iwae_bound"],
                             "elbo": sampling["elbo"],
                             "psis_khat_fraction_above": sampling["khat_fraction_above"],

@@ -67,7 +67,8 @@ def summarize_log_weights(log_weights, khat_threshold=KHAT_THRESHOLD):
 
 
 def importance_sampling_metrics(model, guide, x, num_samples=PAPER_IWAE_SAMPLES, batch_size=100,
-                                khat_threshold=KHAT_THRESHOLD):
+                                khat_threshold=KHAT_THRESHOLD, progress=False):
     """:func:`summarize_log_weights` of :func:`importance_log_weights` on data ``x``."""
-    log_weights = importance_log_weights(model, guide, x, num_samples, batch_size=batch_size)
+    log_weights = importance_log_weights(model, guide, x, num_samples, batch_size=batch_size,
+                                         progress=progress)
     return summarize_log_weights(log_weights, khat_threshold)

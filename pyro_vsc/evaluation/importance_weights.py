@@ -2,6 +2,7 @@
 
 import torch
 from pyro.poutine.util import site_is_subsample
+from tqdm.auto import tqdm
 
 from .traces import guide_and_model_traces
 
@@ -37,7 +38,7 @@ def _check_unscaled(site):
 
 @torch.no_grad()
 def importance_log_weights(model, guide, x, num_samples, batch_size=100, data_plate="data",
-                           max_plate_nesting=1):
+                           max_plate_nesting=1, progress=False):
     r"""Log importance weights of K vectorized guide samples for every data point.
 
     .. math:: \log w_k(x) = \log p(x\mid z_k) + \log p(z_k) - \log q(z_k\mid x),
@@ -60,6 +61,7 @@ def importance_log_weights(model, guide, x, num_samples, batch_size=100, data_pl
     :param torch.Tensor x: data, shape ``(N, ...)``.
     :param int num_samples: K ≥ 1.
     :param int batch_size: data points per vectorized pass.
+    :param bool progress: show a progress bar over the batches.
     :returns: tensor of shape ``(K, N)``, the layout of :func:`pyro_vsc.metrics.iwae_bound`.
     """
     if int(num_samples) != num_samples or num_samples < 1:
@@ -68,7 +70,8 @@ def importance_log_weights(model, guide, x, num_samples, batch_size=100, data_pl
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
     sample_dim = -(max_plate_nesting + 1)
     pieces = []
-    for batch in x.split(int(batch_size)):
+    for batch in tqdm(x.split(int(batch_size)), desc="importance weights", disable=not progress,
+                      leave=False):
         guide_trace, model_trace = guide_and_model_traces(
             model, guide, batch, num_samples=int(num_samples), max_plate_nesting=max_plate_nesting)
         log_weight = batch.new_zeros(int(num_samples), batch.shape[0])
