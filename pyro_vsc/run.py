@@ -28,6 +28,7 @@ from pyro_vsc.resolvers import register_resolvers
 from pyro_vsc.train.batches import LoaderBatches, OrderedBatches, TensorBatches
 from pyro_vsc.train.distributed import DistributedContext, route_calls
 from pyro_vsc.train.distributed import select_device  # noqa: F401  (part of this module's API)
+from pyro_vsc.train.divergence import DIVERGENCE_NAME, nonfinite_parameters, record_divergence
 from pyro_vsc.train.global_batchnorm import synchronise_batchnorm
 from pyro_vsc.train.precision import AutocastNetwork, autocast_dtype, grad_scaler
 from pyro_vsc.train.step import ObjectiveStep
@@ -301,17 +302,45 @@ def train(cfg: DictConfig):
     """Trains one run described by ``cfg`` (on every process of a torchrun launch); returns the
     metrics history."""
     check_config(cfg)
+    max_particles = OmegaConf.select(cfg, "max_particles")
+    if max_particles is not None and cfg.elbo.num_particles > max_particles:
+        # e.g. FISTA in a J sweep: more particles repeat the same deterministic code (Table 1 "–")
+        log.warning("skipped: this guide takes at most J = %d particle(s), got elbo.num_particles=%d",
+                    max_particles, cfg.elbo.num_particles)
+        return []
     configure_runtime(cfg)
     with DistributedContext.from_environment(cfg.device) as context:
         trainer = build_trainer(cfg, context)
         log.info("run folder: %s (device %s, %d process(es), %d steps per epoch)", trainer.run_dir,
                  context.device, context.world_size, len(trainer.batches))
-        history = trainer.fit()
+        try:
+            history = trainer.fit()
+        except Exception as error:  # a diverged run is recorded, not lost (Table 2 "NaN")
+            if not _record_if_diverged(trainer, error):
+                raise
+            return trainer.history
+        if _record_if_diverged(trainer):
+            return history
     if len(history) == cfg.epochs:
         last = history[-1]
         log.info("done: %s", ", ".join(f"{key}={value:.4g}" for key, value in last.items()
                                        if key.startswith("val_")))
     return history
+
+
+def _record_if_diverged(trainer, error=None):
+    """Writes ``diverged.json`` (rank 0) when model or guide parameters hold NaN/inf; returns whether.
+
+    With distribution validation off (the default) a diverged run trains on with NaN to its end;
+    with it on, the first NaN argument raises. Either way the run folder records what happened.
+    """
+    broken = nonfinite_parameters(model=trainer.model, guide=trainer.guide)
+    if broken and trainer.context.is_main:
+        record_divergence(trainer.run_dir, trainer.epoch, trainer.step, broken, error,
+                          trainer.history)
+        log.error("run diverged after %d epochs (step %d): non-finite %s; recorded in %s",
+                  trainer.epoch, trainer.step, ", ".join(broken[:3]), DIVERGENCE_NAME)
+    return bool(broken)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -28,6 +28,12 @@ class LinearWarmup:
         elapsed = (self.time_scale * step - self.delay).clamp(min=0).to(torch.get_default_dtype())
         return (self.start + self.increment * elapsed).clamp(max=self.maximum)
 
+    def end_step(self):
+        """First step at which ω has reached its final value (0 if it never changes)."""
+        if self.start >= self.maximum or self.increment <= 0:
+            return 0
+        return math.ceil((self.delay + (self.maximum - self.start) / self.increment) / self.time_scale)
+
 
 @dataclass(frozen=True)
 class ExponentialDecay:
@@ -43,3 +49,9 @@ class ExponentialDecay:
         value = self.start * torch.exp(math.log(self.factor) * self.time_scale
                                         * step.to(torch.get_default_dtype()))
         return value.clamp(min=self.minimum)
+
+    def end_step(self):
+        """First step at which τ has reached its minimum (0 if it never changes)."""
+        if self.start <= self.minimum or self.factor >= 1:
+            return 0
+        return math.ceil(math.log(self.minimum / self.start) / math.log(self.factor) / self.time_scale)

@@ -79,6 +79,47 @@ class GradientSNR:
         self._mean += deviation_from_old_mean / self.count
         self._sum_squared_deviations += deviation_from_old_mean * (gradient - self._mean)
 
+    def update_moments(self, count, mean, sum_squared_deviations):
+        r"""Add ``count`` gradient samples summarised by their moments (Chan et al., 1979).
+
+        For gradients that are cheaper to summarise than to list one by one, e.g. the per-sample
+        gradients of a linear layer, whose sums are matrix products (see
+        :mod:`pyro_vsc.evaluation.gradient_snr`). The merge is exact: with
+        :math:`n = n_a + n_b` and :math:`d = \bar g_b - \bar g_a`,
+
+        .. math:: \bar g = \bar g_a + d\,n_b/n,\qquad M_2 = M_{2,a} + M_{2,b} + d^2 n_a n_b / n.
+
+        :param int count: number of samples in the batch, ≥ 1.
+        :param torch.Tensor mean: their per-parameter mean, 1-D.
+        :param torch.Tensor sum_squared_deviations: :math:`\sum (g - \bar g_b)^2` per parameter,
+            1-D, ≥ 0 (exactly 0 for a parameter whose gradient did not vary).
+        """
+        if int(count) != count or count < 1:
+            raise ValueError(f"count must be a positive integer, got {count}")
+        if mean.dim() != 1 or sum_squared_deviations.shape != mean.shape:
+            raise ValueError(
+                "mean and sum_squared_deviations must be 1-D of the same length, got shapes "
+                f"{tuple(mean.shape)} and {tuple(sum_squared_deviations.shape)}"
+            )
+        if bool((sum_squared_deviations < 0).any()):
+            raise ValueError("sum_squared_deviations must be non-negative")
+        mean = mean.detach().to(torch.float64)
+        sum_squared_deviations = sum_squared_deviations.detach().to(torch.float64)
+        if self._mean is None:
+            self.count = int(count)
+            self._mean = mean.clone()
+            self._sum_squared_deviations = sum_squared_deviations.clone()
+            return
+        if mean.shape != self._mean.shape:
+            raise ValueError(f"mean has {mean.numel()} entries, earlier ones had {self._mean.numel()}")
+        total = self.count + int(count)
+        difference = mean - self._mean
+        self._mean += difference * (int(count) / total)
+        self._sum_squared_deviations += (
+            sum_squared_deviations + difference.pow(2) * (self.count * int(count) / total)
+        )
+        self.count = total
+
     def _require_two(self):
         if self.count < 2:
             raise ValueError(

@@ -1,0 +1,116 @@
+"""A trained run folder (``config.yaml`` + ``checkpoint.pt``) rebuilt for evaluation."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyro
+import torch
+from omegaconf import OmegaConf
+
+from pyro_vsc.resolvers import register_resolvers
+from pyro_vsc.run import CONFIG_NAME, build_run
+from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, load
+from pyro_vsc.train.divergence import nonfinite_metrics, nonfinite_parameters, read_divergence
+from pyro_vsc.train.trainer import METRICS_NAME
+
+#: Written by ``python -m pyro_vsc.evaluate``, read by ``python -m pyro_vsc.report``.
+EVALUATION_NAME = "evaluation.json"
+
+
+@dataclass
+class TrainedRun:
+    """Model, guide and validation data of a run, with its trained parameters loaded.
+
+    :ivar cfg: the run's saved (resolved) config.
+    :ivar epochs_trained: epochs in the checkpoint.
+    :ivar kl_weights: latent site → β, as in training.
+    """
+
+    run_dir: Path
+    cfg: object
+    model: torch.nn.Module
+    guide: torch.nn.Module
+    val: torch.Tensor
+    kl_weights: dict
+    epochs_trained: int
+
+
+def read_config(run_dir):
+    """The run's ``config.yaml``; a clear error if the folder is not a run folder."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} is not a run folder: it has no {CONFIG_NAME} "
+                                "(run folders are written by python -m pyro_vsc.run)")
+    register_resolvers()
+    return OmegaConf.load(path)
+
+
+def find_run_folders(root):
+    """Folders under ``root`` (``root`` included) that hold a run's ``config.yaml``.
+
+    Works for single runs (``runs/<date>_...``) and Hydra multiruns
+    (``runs/multirun/<date>/<n>_.../``); Hydra's own ``.hydra/config.yaml`` copies are ignored.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder of runs")
+    found = []
+    for path in root.rglob(CONFIG_NAME):
+        if any(part.startswith(".") for part in path.relative_to(root).parts[:-1]):
+            continue
+        found.append(path.parent)
+    return sorted(found)
+
+
+def load_trained_run(run_dir, device):
+    """Rebuilds data, model and guide with :func:`pyro_vsc.run.build_run` and loads the checkpoint."""
+    run_dir = Path(run_dir)
+    cfg = read_config(run_dir)
+    checkpoint_path = run_dir / CHECKPOINT_NAME
+    if not checkpoint_path.exists():
+        raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT_NAME}: train the run (or let it "
+                                "finish its first epoch) before evaluating it")
+    pyro.settings.set(module_local_params=True)
+    pyro.enable_validation(bool(OmegaConf.select(cfg, "validate", default=False)))  # as in training
+    built = build_run(cfg, device)
+    if not hasattr(built["data"], "val"):
+        raise NotImplementedError(f"{run_dir}: evaluate covers the linear generator (§4.1), whose "
+                                  "data are in-memory patches; this run's model is "
+                                  f"{type(built['model']).__name__}")
+    state = load(checkpoint_path, map_location=device)
+    built["model"].load_state_dict(state["model"])
+    built["guide"].load_state_dict(state["guide"])
+    built["model"].eval()
+    built["guide"].eval()
+    return TrainedRun(run_dir=run_dir, cfg=cfg, model=built["model"], guide=built["guide"],
+                      val=built["data"].val.to(device), kl_weights=built["kl_weights"],
+                      epochs_trained=int(state["epoch"]))
+
+
+def read_history(run_dir):
+    """Records of ``metrics.jsonl`` (Python's json reads the NaN a diverged epoch may hold)."""
+    path = Path(run_dir) / METRICS_NAME
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def divergence_reason(run_dir, run=None):
+    """Why a run counts as diverged (NaN), or ``None``.
+
+    A run diverged if training recorded it (``diverged.json``), if the loaded parameters hold
+    NaN/inf, or if its last metrics record holds NaN/inf.
+    """
+    record = read_divergence(run_dir)
+    if record is not None:
+        return (f"training diverged after {record['epochs_completed']} epochs (step "
+                f"{record['step']}): non-finite {', '.join(record['nonfinite_parameters'][:3])}")
+    if run is not None:
+        broken = nonfinite_parameters(model=run.model, guide=run.guide)
+        if broken:
+            return f"the checkpoint holds non-finite parameters: {', '.join(broken[:3])}"
+    history = read_history(run_dir)
+    if history and nonfinite_metrics(history[-1]):
+        return f"the last epoch's metrics are not finite: {', '.join(nonfinite_metrics(history[-1]))}"
+    return None
