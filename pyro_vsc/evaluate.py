@@ -4,7 +4,7 @@ Evaluates a trained linear-generator run (§4.1) with the metrics of Table 1, Ta
 Figures 4, 5 and 9, and writes them into the run folder:
 
 * ``evaluation.json``: the metrics below, the run's identity (method, objective, J, estimator,
-  seed) and the settings used; a run that diverged (``diverged.json``, NaN parameters or NaN
+  seed) and the settings used; a run that diverged (a ``diverged`` record in ``metrics.jsonl``, NaN parameters or NaN
   metrics) is written with ``"status": "diverged"`` and every metric NaN (``null`` in
   ``nan_metrics``), not dropped;
 * ``dictionary.png`` (atoms sorted by norm), ``estimated_dictionary.png`` (Â of §4.2),

@@ -9,6 +9,7 @@ Data-parallel: ``torchrun --nproc_per_node=N -m pyro_vsc.run ...`` trains on N p
 compose the same config from the command line without creating any folder.
 """
 
+import contextlib
 import logging
 import os
 import sys
@@ -18,21 +19,25 @@ import hydra
 import pyro
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from pyro_vsc.config_checks import check_config
 from pyro_vsc.metrics import estimate_linear_dictionary
 from pyro_vsc.image_plots import plot_image_dictionary, plot_image_rows
 from pyro_vsc.plotting import plot_dictionary, plot_training_curves
 from pyro_vsc.resolvers import register_resolvers
 from pyro_vsc.train.batches import LoaderBatches, OrderedBatches, TensorBatches
+from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, prepare_run_folder
 from pyro_vsc.train.distributed import DistributedContext, route_calls
 from pyro_vsc.train.distributed import select_device  # noqa: F401  (part of this module's API)
-from pyro_vsc.train.divergence import DIVERGENCE_NAME, nonfinite_parameters, record_divergence
+from pyro_vsc.train.divergence import TrainingDiverged
 from pyro_vsc.train.global_batchnorm import synchronise_batchnorm
 from pyro_vsc.train.precision import AutocastNetwork, autocast_dtype, grad_scaler
 from pyro_vsc.train.step import ObjectiveStep
-from pyro_vsc.train.trainer import Trainer
+from pyro_vsc.train.interruption import TrainingInterrupted
+from pyro_vsc.train.trainer import RunFolderWriteError, Trainer
 from pyro_vsc.train.validation import encode_batches
 
 log = logging.getLogger("pyro_vsc")
@@ -43,8 +48,14 @@ CONFIG_NAME = "config.yaml"
 RECONSTRUCTIONS_SHOWN = 8
 
 
+#: cuBLAS workspace setting that makes CUDA matrix products deterministic (cuBLAS docs, "Results
+#: reproducibility"); must be set before the first cuBLAS call of the process.
+CUBLAS_WORKSPACE = ":4096:8"
+
+
 def configure_runtime(cfg):
-    """Process-wide settings of a run: module-local Pyro parameters and distribution validation.
+    """Process-wide settings of a run: module-local Pyro parameters, distribution validation and
+    deterministic algorithms.
 
     Validation (Pyro's and torch's argument/support checks) is off by default: it costs a few
     reductions and host synchronisations per distribution per step. ``validate=true`` turns it
@@ -53,10 +64,22 @@ def configure_runtime(cfg):
     Subnormal floats are flushed to zero on the CPU: late in a run the learning rates of the
     one-cycle schedule reach 1e-7 and optimizer states fill with subnormals, whose arithmetic
     is an order of magnitude slower on x86; values below ~1e-38 do not matter to any result.
+
+    ``deterministic=true`` makes torch use deterministic algorithms only
+    (``torch.use_deterministic_algorithms``, which raises on an operation that has none),
+    disables cuDNN's benchmark autotuning and sets ``CUBLAS_WORKSPACE_CONFIG`` (unless already
+    set), so that CUDA runs repeat bit for bit; on a CPU runs repeat without it (README,
+    "Reliability").
     """
     pyro.settings.set(module_local_params=True)
     pyro.enable_validation(bool(cfg.validate))
     torch.set_flush_denormal(True)
+    deterministic = bool(cfg.deterministic)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = deterministic
 
 
 def seed_everything(seed):
@@ -127,24 +150,10 @@ def build_optimizers(cfg, model, guide, steps_per_epoch):
     return optimizers
 
 
-def check_config(cfg):
-    """Fails before any training with one clear line per invalid value."""
-    checks = [
-        (cfg.epochs >= 1, f"epochs must be ≥ 1, got {cfg.epochs}"),
-        (cfg.batch_size >= 1, f"batch_size must be ≥ 1, got {cfg.batch_size}"),
-        (cfg.elbo.num_particles >= 1, f"elbo.num_particles (J) must be ≥ 1, got {cfg.elbo.num_particles}"),
-        (cfg.kl_weight >= 0, f"kl_weight must be ≥ 0, got {cfg.kl_weight}"),
-        (cfg.model.latent_dim >= 1, f"model.latent_dim must be ≥ 1, got {cfg.model.latent_dim}"),
-        (cfg.log_every >= 1, f"log_every must be ≥ 1, got {cfg.log_every}"),
-        (cfg.num_workers >= 0, f"num_workers must be ≥ 0, got {cfg.num_workers}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ValueError(message)
-
-
 #: Settings that may change when a run is resumed: they do not affect its numbers.
-RESUMABLE_CHANGES = {"resume", "run_dir", "progress", "log_every", "session_epochs", "device"}
+RESUMABLE_CHANGES = {"resume", "run_dir", "progress", "log_every", "session_epochs", "device",
+                     "checkpoint_every", "checkpoint_every_seconds", "on_divergence",
+                     "max_skipped_steps", "deterministic"}
 
 
 def _flatten(node, prefix=""):
@@ -191,9 +200,14 @@ def training_batches(cfg, data, model, context):
     if isinstance(data, tuple):
         train_set, val_set = data
         image_shape = tuple(train_set[0][0].shape)
-        if image_shape != model.image_shape:
+        model_shape = getattr(model, "image_shape", None)
+        if model_shape is None:
+            raise ValueError(f"the data are images of shape {image_shape} but "
+                             f"{type(model).__name__} takes vectors of model.data_dim="
+                             f"{cfg.model.data_dim} values; use model=fmnist or model=celeba")
+        if image_shape != model_shape:
             raise ValueError(f"data images have shape {image_shape} but the model generates "
-                             f"{model.image_shape}; use the data config of the model")
+                             f"{model_shape}; use the data config of the model")
         batches = LoaderBatches(train_set, cfg.batch_size, device, seed=cfg.seed, rank=context.rank,
                                 world_size=context.world_size, num_workers=cfg.num_workers)
         return batches, OrderedBatches(val_set, cfg.batch_size, device, num_workers=cfg.num_workers)
@@ -269,9 +283,9 @@ def build_trainer(cfg, context):
     run_dir = None
     if context.is_main:
         run_dir = run_folder(cfg)
-        if cfg.resume and not (run_dir / "checkpoint.pt").exists():
-            raise FileNotFoundError(f"resume={cfg.resume}: no checkpoint.pt in that folder")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.resume and not (run_dir / CHECKPOINT_NAME).exists():
+            raise FileNotFoundError(f"resume={cfg.resume}: no {CHECKPOINT_NAME} in that folder")
+        prepare_run_folder(run_dir)  # before the data: an unwritable folder fails at once
     run_dir = Path(context.broadcast(None if run_dir is None else str(run_dir)))
     cfg.run_dir = str(run_dir)  # the saved config names the folder it lives in
     cfg.resume = None
@@ -300,32 +314,60 @@ def build_trainer(cfg, context):
     return Trainer(model=model, guide=guide, objective=built["objective"], optimizers=optimizers,
                    batches=batches, validate=validate, run_dir=run_dir, epochs=cfg.epochs,
                    log_every=cfg.log_every, progress=cfg.progress, on_epoch_end=figures,
-                   session_epochs=cfg.session_epochs, grad_scaler=scaler, context=context)
+                   session_epochs=cfg.session_epochs, grad_scaler=scaler, context=context,
+                   checkpoint_every=cfg.checkpoint_every,
+                   checkpoint_every_seconds=cfg.checkpoint_every_seconds,
+                   on_divergence=cfg.on_divergence, max_skipped_steps=cfg.max_skipped_steps)
+
+
+#: Added to a ``ValueError``/``OSError`` raised while a run is prepared (config, data, run
+#: folder, checkpoint to resume): the command line reports those in one line.
+BEFORE_TRAINING = "raised while preparing the run, before any training step"
+
+
+@contextlib.contextmanager
+def _preparing():
+    """Marks bad-input errors of the preparation; errors of objects built by Hydra (data
+    loaders, priors) are re-raised as they were raised, not wrapped in Hydra's exception."""
+    try:
+        yield
+    except InstantiationException as error:
+        cause = error.__cause__
+        if not isinstance(cause, (ValueError, OSError)):
+            raise
+        cause.add_note(BEFORE_TRAINING)
+        raise cause from None
+    except (ValueError, OSError) as error:
+        error.add_note(BEFORE_TRAINING)
+        raise
 
 
 def train(cfg: DictConfig):
     """Trains one run described by ``cfg`` (on every process of a torchrun launch); returns the
-    metrics history."""
-    check_config(cfg)
+    metrics history.
+
+    :raises ValueError, OSError: bad config, data or run folder, before any training step.
+    :raises TrainingDiverged: NaN/inf in the loss or gradients (``on_divergence``).
+    :raises TrainingInterrupted: SIGTERM/SIGINT, after the checkpoint was written.
+    :raises RunFolderWriteError: a checkpoint or the metrics could not be written.
+    """
+    with _preparing():
+        check_config(cfg)
     max_particles = OmegaConf.select(cfg, "max_particles")
     if max_particles is not None and cfg.elbo.num_particles > max_particles:
         # e.g. FISTA in a J sweep: more particles repeat the same deterministic code (Table 1 "–")
         log.warning("skipped: this guide takes at most J = %d particle(s), got elbo.num_particles=%d",
                     max_particles, cfg.elbo.num_particles)
         return []
-    configure_runtime(cfg)
+    with _preparing():
+        configure_runtime(cfg)
     with DistributedContext.from_environment(cfg.device) as context:
-        trainer = build_trainer(cfg, context)
+        with _preparing():
+            trainer = build_trainer(cfg, context)
+            trainer.prepare()
         log.info("run folder: %s (device %s, %d process(es), %d steps per epoch)", trainer.run_dir,
                  context.device, context.world_size, len(trainer.batches))
-        try:
-            history = trainer.fit()
-        except Exception as error:  # a diverged run is recorded, not lost (Table 2 "NaN")
-            if not _record_if_diverged(trainer, error):
-                raise
-            return trainer.history
-        if _record_if_diverged(trainer):
-            return history
+        history = trainer.fit()
     if len(history) == cfg.epochs:
         last = history[-1]
         log.info("done: %s", ", ".join(f"{key}={value:.4g}" for key, value in last.items()
@@ -333,24 +375,39 @@ def train(cfg: DictConfig):
     return history
 
 
-def _record_if_diverged(trainer, error=None):
-    """Writes ``diverged.json`` (rank 0) when model or guide parameters hold NaN/inf; returns whether.
+#: Exit statuses of the command line besides 0 (done) and 1 (an unexpected error, with its
+#: traceback); a run stopped by SIGTERM/SIGINT exits with 128 + the signal (143, 130).
+EXIT_INVALID_INPUT = 2
+EXIT_DIVERGED = 3
+EXIT_WRITE_FAILED = 4
 
-    With distribution validation off (the default) a diverged run trains on with NaN to its end;
-    with it on, the first NaN argument raises. Either way the run folder records what happened.
-    """
-    broken = nonfinite_parameters(model=trainer.model, guide=trainer.guide)
-    if broken and trainer.context.is_main:
-        record_divergence(trainer.run_dir, trainer.epoch, trainer.step, broken, error,
-                          trainer.history)
-        log.error("run diverged after %d epochs (step %d): non-finite %s; recorded in %s",
-                  trainer.epoch, trainer.step, ", ".join(broken[:3]), DIVERGENCE_NAME)
-    return bool(broken)
+
+def run_command(cfg):
+    """:func:`train` for the command line: returns the exit status and reports an expected
+    failure (bad input, divergence, signal, failed write) as one line on stderr."""
+    try:
+        train(cfg)
+    except TrainingDiverged as error:
+        status, line = EXIT_DIVERGED, f"error: {error}"
+    except TrainingInterrupted as error:
+        status, line = error.exit_status, str(error)
+    except RunFolderWriteError as error:
+        status, line = EXIT_WRITE_FAILED, f"error: {error}"
+    except (ValueError, OSError) as error:
+        if BEFORE_TRAINING not in getattr(error, "__notes__", ()):
+            raise
+        status, line = EXIT_INVALID_INPUT, f"error: {error}"
+    else:
+        return 0
+    print(line, file=sys.stderr)
+    return status
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):
-    train(cfg)
+    status = run_command(cfg)
+    if status:
+        sys.exit(status)
 
 
 def worker_config(argv):
@@ -366,6 +423,6 @@ def worker_config(argv):
 
 if __name__ == "__main__":
     if int(os.environ.get("RANK", "0")) > 0:
-        train(worker_config(sys.argv[1:]))
+        sys.exit(run_command(worker_config(sys.argv[1:])))
     else:
         main()

@@ -14,6 +14,7 @@ from pyro_vsc import evaluate, report
 from pyro_vsc.evaluate import METRIC_NAMES, EvaluationSettings, evaluate_run
 from pyro_vsc.reporting.collect import collect_evaluations
 from pyro_vsc.run import train
+from pyro_vsc.train.divergence import TrainingDiverged
 from tests.helpers import TINY_LINEAR, compose_config
 
 #: 4×4 patches, a 16-atom dictionary and a small encoder: the pipeline, not the paper's sizes.
@@ -38,11 +39,13 @@ def runs(tmp_path_factory):
         capture_output=True, text=True, env=env, timeout=300)
     assert sweep.returncode == 0, sweep.stderr[-2000:]
     train(compose_config([*SMALL, "guide=fista", f"run_dir={root / 'fista'}"]))
-    # A dictionary step of 1e30 overflows at once: the run must be recorded, not lost.
-    train(compose_config([*SMALL, "guide=thresh", "guide.straight_through=false",
-                          "elbo.num_particles=2", "model.optim.model.optimizer.lr=1e30",
-                          f"run_dir={root / 'subgradient'}"]))
-    assert (root / "subgradient" / "diverged.json").exists()
+    # A dictionary step of 1e30 overflows at once: the run stops, and is recorded, not lost.
+    with pytest.raises(TrainingDiverged):
+        train(compose_config([*SMALL, "guide=thresh", "guide.straight_through=false",
+                              "elbo.num_particles=2", "model.optim.model.optimizer.lr=1e30",
+                              f"run_dir={root / 'subgradient'}"]))
+    records = (root / "subgradient" / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(records[-1])["diverged"]
     (root / "pending").mkdir()
     shutil.copy(root / "fista" / "config.yaml", root / "pending" / "config.yaml")
     return root

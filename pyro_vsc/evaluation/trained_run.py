@@ -1,6 +1,7 @@
 """A trained run folder (``config.yaml`` + ``checkpoint.pt``) rebuilt for evaluation."""
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,6 @@ from omegaconf import OmegaConf
 from pyro_vsc.resolvers import register_resolvers
 from pyro_vsc.run import CONFIG_NAME, build_run
 from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, load
-from pyro_vsc.train.divergence import nonfinite_metrics, nonfinite_parameters, read_divergence
 from pyro_vsc.train.trainer import METRICS_NAME
 
 #: Written by ``python -m pyro_vsc.evaluate``, read by ``python -m pyro_vsc.report``.
@@ -96,16 +96,36 @@ def read_history(run_dir):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def nonfinite_parameters(**modules):
+    """Names (``<module>.<parameter>``) of the parameters holding a NaN or infinite value."""
+    return [f"{label}.{name}" for label, module in modules.items()
+            for name, parameter in module.named_parameters()
+            if not bool(torch.isfinite(parameter).all())]
+
+
+def nonfinite_metrics(record):
+    """Keys of a metrics record (one line of ``metrics.jsonl``) whose value is NaN or infinite."""
+    return [key for key, value in record.items()
+            if isinstance(value, float) and not math.isfinite(value)]
+
+
+def divergence_record(run_dir):
+    """The ``diverged`` record training appended to ``metrics.jsonl``, or ``None``."""
+    history = read_history(run_dir)
+    return history[-1] if history and history[-1].get("diverged") else None
+
+
 def divergence_reason(run_dir, run=None):
     """Why a run counts as diverged (NaN), or ``None``.
 
-    A run diverged if training recorded it (``diverged.json``), if the loaded parameters hold
-    NaN/inf, or if its last metrics record holds NaN/inf.
+    A run diverged if training recorded it (a final ``diverged`` record in ``metrics.jsonl``,
+    written when the loss, an ELBO term or a gradient became NaN/inf), if the loaded parameters
+    hold NaN/inf, or if its last metrics record holds NaN/inf.
     """
-    record = read_divergence(run_dir)
+    record = divergence_record(run_dir)
     if record is not None:
-        return (f"training diverged after {record['epochs_completed']} epochs (step "
-                f"{record['step']}): non-finite {', '.join(record['nonfinite_parameters'][:3])}")
+        return record.get("message") or (f"training diverged at step {record['step']}: non-finite "
+                                         f"{', '.join(record.get('nonfinite', [])[:3])}")
     if run is not None:
         broken = nonfinite_parameters(model=run.model, guide=run.guide)
         if broken:

@@ -91,9 +91,13 @@ class LoaderBatches:
     single-process run. The last incomplete global batch is dropped.
 
     Random augmentations (CelebA's flips) draw from the main process's torch RNG when
-    ``num_workers`` is 0, otherwise from worker seeds drawn from it when the epoch starts: both are
-    restored with the checkpointed RNG state, so resumed runs see the same images. Workers are
-    therefore started afresh each epoch (not persistent).
+    ``num_workers`` is 0 (restored with the checkpointed RNG state), otherwise from worker seeds
+    that are a function of (seed, epoch, rank); workers are started afresh each epoch (not
+    persistent). The DataLoader's own base seed is drawn from a generator seeded the same way,
+    not from the global RNG, so that starting an epoch's iterator in the middle of the epoch
+    (a resumed run) leaves the training's random stream where an uninterrupted run has it. A run
+    resumed inside an epoch therefore sees the same images with ``num_workers`` = 0; with workers,
+    the augmentations of the rest of that epoch differ (each worker's stream restarts).
 
     :param dataset: map-style dataset whose items are ``(image, target)``.
     :param int batch_size: the global batch size B.
@@ -114,6 +118,7 @@ class LoaderBatches:
             raise ValueError(f"batch size {batch_size} is larger than the dataset "
                              f"({len(dataset)} examples); use at most {len(dataset)}")
         self.batch_size, self.device = int(batch_size), torch.device(device)
+        self.seed, self.rank = int(seed), int(rank)
         self.steps = len(dataset) // self.batch_size
         self.sampler = EpochSampler(dataset, self.batch_size // world_size, seed, rank, world_size)
         self.loader = DataLoader(dataset, batch_size=self.batch_size // world_size,
@@ -126,6 +131,8 @@ class LoaderBatches:
     def epoch(self, epoch, start=0):
         """Yields this process's images of the batches of ``epoch`` from batch index ``start`` on."""
         self.sampler.start_at(epoch, start)
+        self.loader.generator = torch.Generator().manual_seed(
+            ((self.seed * SEED_STRIDE + epoch) * SEED_STRIDE + self.rank) % 2**63)
         for images, _targets in itertools.islice(self.loader, self.steps - start):
             yield images.to(self.device, non_blocking=True)
 

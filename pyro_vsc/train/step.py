@@ -30,6 +30,11 @@ class ObjectiveStep:
     Model and guide are wrapped in the same :class:`~pyro_vsc.elbo.kl_weights.KLWeights`
     (β₁, β₂ of eq. 5) and the guide in a :class:`LatentRecorder` for the progress bar.
 
+    With an ELBO that exposes its per-site terms (:meth:`~pyro_vsc.elbo.MaxELBO.particle_elbo`),
+    :attr:`site_terms` holds the last step's terms, detached (site name → (J, N) tensor: the
+    log-likelihood of ``x``, minus the KLs of ``z`` and ``threshold``), so that a divergence can
+    be traced to the term that became non-finite; with other ELBOs it stays empty.
+
     :param elbo: a Pyro ELBO from :func:`pyro_vsc.elbo.build_elbo`.
     :param model: model module ``model(x)``.
     :param guide: guide module ``guide(x)``.
@@ -45,6 +50,7 @@ class ObjectiveStep:
         self.model = weights(model)
         self.guide = self.recorder(weights(guide))
         self.grad_scaler = grad_scaler
+        self.site_terms = {}
         # ELBOs without a differentiable loss (RenyiELBO) backpropagate inside loss_and_grads.
         if hasattr(elbo, "differentiable_loss"):
             self._backward = self._differentiable
@@ -63,7 +69,12 @@ class ObjectiveStep:
         return self._backward(x, params)
 
     def _differentiable(self, x, params):
-        loss = self.elbo.differentiable_loss(self.model, self.guide, x) / x.shape[0]
+        if hasattr(self.elbo, "particle_elbo"):
+            particles = self.elbo.particle_elbo(self.model, self.guide, x)
+            self.site_terms = {name: term.detach() for name, term in particles.site_terms.items()}
+            loss = particles.loss / x.shape[0]
+        else:
+            loss = self.elbo.differentiable_loss(self.model, self.guide, x) / x.shape[0]
         (loss if self.grad_scaler is None else self.grad_scaler.scale(loss)).backward()
         return loss.detach()
 
