@@ -29,7 +29,7 @@ from omegaconf import OmegaConf
 from benchmarks.linear_floor import LinearFloor, constants_from
 from benchmarks.roofline import linear_step_flops, matmul_throughput
 from pyro_vsc.config import compose_config
-from pyro_vsc.run import build_optimizers, build_run, configure_runtime
+from pyro_vsc.run import build_optimizers, build_run, runtime_settings
 from pyro_vsc.train.trainer import Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -43,7 +43,6 @@ def build_case(guide, num_particles, objective, batch=100):
                           f"elbo.num_particles={num_particles}",
                           "data.num_train=4000", "data.num_val=100", f"batch_size={batch}",
                           "progress=false"])
-    configure_runtime(cfg)
     built = build_run(cfg, torch.device("cpu"))
     model, guide_module = built["model"], built["guide"]
     steps_per_epoch = 4000 // batch
@@ -99,7 +98,11 @@ def profile_step(step, batches, rows=15):
 
 def run(repeats=7, steps=40, warmup=20, threads=2, batch=100):
     torch.set_num_threads(threads)
-    pyro.settings.set(module_local_params=True)
+    with runtime_settings(compose_config()):  # the training runtime: validation off, etc.
+        return _run(repeats, steps, warmup, threads, batch)
+
+
+def _run(repeats, steps, warmup, threads, batch):
     peak, shapes = matmul_throughput()
     rows = []
     profile = None

@@ -22,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pyro.infer.util import is_validation_enabled
 
 from pyro_vsc.config_checks import check_config
 from pyro_vsc.metrics import estimate_linear_dictionary
@@ -53,9 +54,15 @@ RECONSTRUCTIONS_SHOWN = 8
 CUBLAS_WORKSPACE = ":4096:8"
 
 
-def configure_runtime(cfg):
-    """Process-wide settings of a run: module-local Pyro parameters, distribution validation and
-    deterministic algorithms.
+def _flushes_denormals():
+    """Whether the CPU currently flushes subnormal floats to zero (torch has no getter)."""
+    return bool(torch.tensor([1e-39], dtype=torch.float32).mul(1.0).eq(0.0).item())
+
+
+@contextlib.contextmanager
+def runtime_settings(cfg):
+    """Process-wide settings of a run, restored when it ends: module-local Pyro parameters,
+    distribution validation, subnormal flushing and deterministic algorithms.
 
     Validation (Pyro's and torch's argument/support checks) is off by default: it costs a few
     reductions and host synchronisations per distribution per step. ``validate=true`` turns it
@@ -71,6 +78,10 @@ def configure_runtime(cfg):
     set), so that CUDA runs repeat bit for bit; on a CPU runs repeat without it (README,
     "Reliability").
     """
+    previous = (pyro.settings.get("module_local_params"), is_validation_enabled(),
+                _flushes_denormals(),
+                torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark,
+                torch.backends.cudnn.deterministic)
     pyro.settings.set(module_local_params=True)
     pyro.enable_validation(bool(cfg.validate))
     torch.set_flush_denormal(True)
@@ -80,6 +91,16 @@ def configure_runtime(cfg):
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = deterministic
+    try:
+        yield
+    finally:
+        module_local, validation, flush, deterministic, benchmark, cudnn_deterministic = previous
+        pyro.settings.set(module_local_params=module_local)
+        pyro.enable_validation(validation)
+        torch.set_flush_denormal(flush)
+        torch.use_deterministic_algorithms(deterministic)
+        torch.backends.cudnn.benchmark = benchmark
+        torch.backends.cudnn.deterministic = cudnn_deterministic
 
 
 def seed_everything(seed):
@@ -359,9 +380,7 @@ def train(cfg: DictConfig):
         log.warning("skipped: this guide takes at most J = %d particle(s), got elbo.num_particles=%d",
                     max_particles, cfg.elbo.num_particles)
         return []
-    with _preparing():
-        configure_runtime(cfg)
-    with DistributedContext.from_environment(cfg.device) as context:
+    with runtime_settings(cfg), DistributedContext.from_environment(cfg.device) as context:
         with _preparing():
             trainer = build_trainer(cfg, context)
             trainer.prepare()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pyro_vsc.config import compose_config
-from pyro_vsc.run import build_optimizers, build_run, configure_runtime
+from pyro_vsc.run import build_optimizers, build_run, runtime_settings
 from pyro_vsc.train.trainer import Trainer
 
 #: Tensor methods that copy a value to the host (and synchronise with an accelerator).
@@ -17,7 +17,11 @@ HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int_
 def test_max_elbo_training_step_reads_nothing_back(guide, num_particles, monkeypatch):
     cfg = compose_config([f"guide={guide}", f"elbo.num_particles={num_particles}",
                           "data.num_train=200", "data.num_val=20", "batch_size=20"])
-    configure_runtime(cfg)
+    with runtime_settings(cfg):
+        _check_training_steps(cfg, monkeypatch)
+
+
+def _check_training_steps(cfg, monkeypatch):
     built = build_run(cfg, torch.device("cpu"))
     model, guide_module = built["model"], built["guide"]
     trainer = Trainer(model=model, guide=guide_module, objective=built["objective"],
