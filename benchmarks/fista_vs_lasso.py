@@ -121,7 +121,9 @@ def load_dictionary(path, key, dim):
     if path.suffix == ".npy":
         dictionary = torch.from_numpy(np.load(path))
     else:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        from pyro_vsc.train.checkpoint import load  # a run's checkpoint also holds RNG states
+
+        checkpoint = load(path)
         dictionary = _tensor_from_checkpoint(checkpoint, key, dim, path)
     if dictionary.dim() != 2 or dictionary.shape[0] != dim:
         raise ValueError(
