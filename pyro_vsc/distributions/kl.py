@@ -67,16 +67,32 @@ def bernoulli_kl(q_logits, p_logits):
 def _on_distinct_parameters(formula, q, p, names):
     """``formula(q.a, q.b, ..., p.a, p.b, ...)`` computed once per distinct parameter value.
 
-    Dimensions along which every parameter is broadcast (stride 0, e.g. the particle plate's
-    expansion) are narrowed to size 1 before the formula and expanded back after it. Values
-    and gradients are those of the formula on the full tensors.
+    Thresholded distributions give their parameters as they were before broadcasting and
+    expansion (:func:`_compact`); of other distributions, dimensions along which every parameter
+    is broadcast (stride 0, e.g. the particle plate's expansion) are narrowed to size 1. The
+    result is expanded to the batch shape at the end. Values and gradients are those of the
+    formula on the full tensors.
     """
-    tensors = [getattr(d, name) for d in (q, p) for name in names]
+    batch_shape = torch.broadcast_shapes(q.batch_shape, p.batch_shape)
+    tensors = [_compact(d, name) for d in (q, p) for name in names]
     shape = torch.broadcast_shapes(*(t.shape for t in tensors))
     tensors = [t.expand(shape) for t in tensors]
     narrowed = tuple(slice(0, 1) if size > 1 and all(t.stride(dim) == 0 for t in tensors)
                      else slice(None) for dim, size in enumerate(shape))
-    return formula(*(t[narrowed] for t in tensors)).expand(shape)
+    return formula(*(t[narrowed] for t in tensors)).expand(batch_shape)
+
+
+def _compact(distribution, name):
+    """The parameter ``name`` before broadcasting and expansion where the distribution keeps it
+    (:attr:`ThresholdedDistribution.compact_params`), else the attribute itself."""
+    compact = getattr(distribution, "compact_params", None)
+    if compact is not None and name in COMPACT_NAMES:
+        return compact[COMPACT_NAMES.index(name)]
+    return getattr(distribution, name)
+
+
+#: Order of :attr:`ThresholdedDistribution.compact_params`.
+COMPACT_NAMES = ("loc", "scale", "threshold")
 
 
 @register_kl(ThresholdedLaplace, ThresholdedLaplace)

@@ -30,6 +30,11 @@ class ThresholdedDistribution(TorchDistribution):
     :param noise_factor: warm-up ω multiplying the reparameterized noise (Appendix B); the
         default 1 samples the exact law. ``log_prob``, the moments and the KL always describe the
         law with ω = 1, as the paper's published code does during warm-up.
+
+    :attr:`compact_params` keeps ``(loc, scale, threshold)`` as they were given, before
+    broadcasting and before :meth:`expand` (e.g. the particle plate of vectorized particles):
+    sampling and the registered KLs compute on them and broadcast once at the end, so the
+    J-fold expansion costs no extra full-size arithmetic in the forward or backward pass.
     """
 
     arg_constraints = {
@@ -43,6 +48,9 @@ class ThresholdedDistribution(TorchDistribution):
     def __init__(self, loc, scale, threshold, *, straight_through=True, noise_factor=1.0,
                  validate_args=None):
         self.loc, self.scale, self.threshold = broadcast_all(loc, scale, threshold)
+        self.compact_params = tuple(
+            given if isinstance(given, torch.Tensor) else self.loc.new_tensor(given)
+            for given in (loc, scale, threshold))
         self.straight_through = straight_through
         self.noise_factor = noise_factor
         super().__init__(self.loc.shape, validate_args=validate_args)
@@ -53,6 +61,7 @@ class ThresholdedDistribution(TorchDistribution):
         new.loc = self.loc.expand(batch_shape)
         new.scale = self.scale.expand(batch_shape)
         new.threshold = self.threshold.expand(batch_shape)
+        new.compact_params = self.compact_params
         new.straight_through = self.straight_through
         new.noise_factor = self.noise_factor
         super(ThresholdedDistribution, new).__init__(batch_shape, validate_args=False)
@@ -93,13 +102,15 @@ class ThresholdedDistribution(TorchDistribution):
     def base_rsample(self, sample_shape=torch.Size()):
         """Reparameterized base sample s = μ + ω σ ε, before thresholding."""
         shape = self._extended_shape(sample_shape)
-        return self.loc + (self.noise_factor * self.scale) * self.standard_noise(shape)
+        loc, scale, _ = self.compact_params
+        return loc + (self.noise_factor * scale) * self.standard_noise(shape)
 
     def rsample(self, sample_shape=torch.Size()):
         s = self.base_rsample(sample_shape)
+        loc, _, threshold = self.compact_params
         if self.straight_through:
-            return straight_through_threshold(s, self.threshold, self.loc)
-        return shifted_soft_threshold(s, self.threshold, self.loc)
+            return straight_through_threshold(s, threshold, loc)
+        return shifted_soft_threshold(s, threshold, loc)
 
     def log_prob(self, value):
         if self._validate_args:
