@@ -5,6 +5,8 @@
 3. ``benchmarks.fista_vs_lasso``: torch FISTA vs scikit-learn's Lasso, λ = 20 on a trained
    dictionary (the ``checkpoint.pt`` of ``--trained-run``, e.g. the default run's folder) and
    λ = 1 on a random one.
+4. ``benchmarks.dnn_step``: images/s of the Fashion-MNIST generator (batch 512, J = 20) on the
+   CPU and, when available, on CUDA with and without mixed precision.
 
 Results land in ``benchmarks/results/`` (JSON and Markdown); not part of the test suite.
 """
@@ -13,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks import fista_vs_lasso, linear_step, memory
+from benchmarks import dnn_step, fista_vs_lasso, linear_step, memory
 
 
 def main(argv=None):
@@ -31,8 +33,10 @@ def main(argv=None):
     fista_args = ["--threads", str(args.threads)]
     if args.trained_run is not None:
         fista_args += ["--dictionary", str(args.trained_run / "checkpoint.pt"),
-                       "--dictionary-key", "model.decoder.weight"]
+                       "--dictionary-key", "model/decoder.weight"]
     fista_vs_lasso.main(fista_args)
+    print("== Fashion-MNIST generator ==", flush=True)
+    dnn_step.main(["--threads", str(args.threads), "--steps", "2", "--repeats", "2"])
 
 
 if __name__ == "__main__":

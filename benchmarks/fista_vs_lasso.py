@@ -63,7 +63,7 @@ def parse_args(argv=None):
         "without it problem (a) is skipped",
     )
     parser.add_argument(
-        "--dictionary-key", help="key of the dictionary inside a checkpoint (needed when several tensors fit)"
+        "--dictionary-key", help="key of the dictionary inside a checkpoint, e.g. model/decoder.weight for a run's checkpoint.pt (needed when several tensors fit)"
     )
     parser.add_argument(
         "--patches", type=Path, help="validation patches (N, D) as .npy, instead of pyro_vsc.data.load_whitened_patches"
