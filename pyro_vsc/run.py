@@ -19,6 +19,7 @@ import hydra
 import pyro
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -425,6 +426,11 @@ def run_command(cfg):
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):
     status = run_command(cfg)
+    if status == EXIT_DIVERGED and HydraConfig.get().mode == RunMode.MULTIRUN:
+        # a sweep measures every run: this one is recorded as diverged (its metrics.jsonl ends
+        # with a "diverged" record, reported as NaN), the next jobs still run
+        log.warning("this run diverged; the sweep continues with its next job")
+        return
     if status:
         sys.exit(status)
 

@@ -96,6 +96,21 @@ def test_a_learning_rate_that_blows_up_fails_the_command_with_one_line(tmp_path)
     assert read_metrics(tmp_path / "run")[-1]["diverged"] is True
 
 
+def test_a_diverged_run_of_a_sweep_is_recorded_and_the_sweep_goes_on(tmp_path):
+    """Hydra multirun: the first job diverges (dictionary lr 1e20), the second still trains."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run(
+        [sys.executable, "-m", "pyro_vsc.run", "-m", *TINY_RUN, "epochs=1",
+         "model.optim.model.optimizer.lr=1e20,0.5", f"hydra.sweep.dir={tmp_path}",
+         "hydra.sweep.subdir=${hydra.job.num}"],
+        check=False, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_metrics(tmp_path / "0")[-1]["diverged"] is True
+    finished = read_metrics(tmp_path / "1")
+    assert [record["epoch"] for record in finished] == [1]
+    assert math.isfinite(finished[-1]["val_objective"])
+
+
 class TestDivergenceMonitor:
     """The health vector and the device-side record of the first unhealthy step."""
 
