@@ -290,6 +290,35 @@ def test_sampled_threshold_receives_gradient(family):
 
 # --- shapes, expand, constraints --------------------------------------------------------------
 @pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("sampled_threshold", [False, True])
+def test_particle_expanded_law_computes_like_materialised_parameters(family, sampled_threshold):
+    """Sampling and log_prob use the parameters as given (``compact_params``), not the J-fold
+    expanded views: values and gradients equal those of the same law built from materialised
+    (J, B, K) parameters, and log_prob keeps the batch shape for a smaller value."""
+    J, B, K = 4, 3, 5
+    loc = torch.randn(B, K, dtype=torch.float64, requires_grad=True)
+    scale = (torch.rand(B, K, dtype=torch.float64) + 0.3).requires_grad_()
+    threshold = (torch.rand(J, B, K, dtype=torch.float64) + 0.2 if sampled_threshold
+                 else torch.tensor(0.4, dtype=torch.float64)).requires_grad_()
+    expanded = FAMILIES[family](loc, scale, threshold).expand((J, B, K))
+    materialised = FAMILIES[family](*(t.expand(J, B, K).clone() for t in (loc, scale, threshold)))
+    torch.manual_seed(3)
+    z = expanded.rsample()
+    torch.manual_seed(3)
+    z_reference = materialised.rsample()
+    torch.testing.assert_close(z, z_reference, rtol=0, atol=1e-15)
+    assert (z == 0).any() and (z != 0).any()
+    value = z.detach()
+    results = []
+    for law, sample in ((expanded, z), (materialised, z_reference)):
+        log_prob = law.log_prob(value)
+        loss = log_prob.sum() + sample.square().sum()
+        results.append((log_prob, torch.autograd.grad(loss, (loc, scale, threshold))))
+    torch.testing.assert_close(results[0], results[1])
+    assert expanded.log_prob(torch.zeros(K, dtype=torch.float64)).shape == (J, B, K)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_per_dimension_threshold_broadcasts(family):
     loc, scale = torch.randn(5, 3), torch.rand(5, 3) + 0.5
     threshold = torch.tensor([0.0, 0.5, 2.0])

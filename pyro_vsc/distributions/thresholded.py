@@ -33,8 +33,9 @@ class ThresholdedDistribution(TorchDistribution):
 
     :attr:`compact_params` keeps ``(loc, scale, threshold)`` as they were given, before
     broadcasting and before :meth:`expand` (e.g. the particle plate of vectorized particles):
-    sampling and the registered KLs compute on them and broadcast once at the end, so the
-    J-fold expansion costs no extra full-size arithmetic in the forward or backward pass.
+    sampling, :meth:`log_prob` and the registered KLs compute on them and broadcast once at the
+    end, so the J-fold expansion costs no extra full-size arithmetic in the forward or backward
+    pass.
     """
 
     arg_constraints = {
@@ -69,17 +70,19 @@ class ThresholdedDistribution(TorchDistribution):
         return new
 
     # --- family-specific pieces -------------------------------------------------------------
+    # The formulas take the parameters explicitly: the properties below apply them to the
+    # batch-shaped parameters, :meth:`log_prob` to :attr:`compact_params` (broadcast once).
     def standard_noise(self, shape):
         """Draws ε of the base family with location 0 and scale 1."""
         raise NotImplementedError
 
-    @property
-    def log_nonzero_prob(self):
+    @classmethod
+    def log_nonzero_prob_of(cls, scale, threshold):
         """log γ = log P(|s - μ| > λ)."""
         raise NotImplementedError
 
-    @property
-    def log_zero_prob(self):
+    @classmethod
+    def log_zero_prob_of(cls, scale, threshold):
         """log(1 - γ) = log P(|s - μ| ≤ λ), the mass of the spike at zero.
 
         It is -inf at λ = 0 (no spike), where its derivative is infinite. :meth:`log_prob`
@@ -89,9 +92,24 @@ class ThresholdedDistribution(TorchDistribution):
         """
         raise NotImplementedError
 
-    def slab_log_prob(self, value):
+    @classmethod
+    def slab_log_prob_of(cls, value, loc, scale, threshold):
         """Log-density of the non-zero part at ``value`` (it integrates to γ)."""
         raise NotImplementedError
+
+    @property
+    def log_nonzero_prob(self):
+        """log γ (batch shape)."""
+        return self.log_nonzero_prob_of(self.scale, self.threshold)
+
+    @property
+    def log_zero_prob(self):
+        """log(1 - γ), the log-mass of the spike at zero (batch shape)."""
+        return self.log_zero_prob_of(self.scale, self.threshold)
+
+    def slab_log_prob(self, value):
+        """Log-density of the non-zero part at ``value`` (it integrates to γ)."""
+        return self.slab_log_prob_of(value, self.loc, self.scale, self.threshold)
 
     # --- shared behaviour --------------------------------------------------------------------
     @property
@@ -115,4 +133,7 @@ class ThresholdedDistribution(TorchDistribution):
     def log_prob(self, value):
         if self._validate_args:
             self._validate_sample(value)
-        return torch.where(value == 0, self.log_zero_prob, self.slab_log_prob(value))
+        loc, scale, threshold = self.compact_params
+        log_prob = torch.where(value == 0, self.log_zero_prob_of(scale, threshold),
+                               self.slab_log_prob_of(value, loc, scale, threshold))
+        return log_prob.expand(torch.broadcast_shapes(log_prob.shape, self.batch_shape))

@@ -38,22 +38,23 @@ class ThresholdedLaplace(ThresholdedDistribution):
     def standard_noise(self, shape):
         return laplace_noise(shape, self.loc)
 
-    @property
-    def log_nonzero_prob(self):
-        return -self.threshold / self.scale
+    @classmethod
+    def log_nonzero_prob_of(cls, scale, threshold):
+        return -threshold / scale
 
-    @property
-    def log_zero_prob(self):
+    @classmethod
+    def log_zero_prob_of(cls, scale, threshold):
         # log(1 - exp(-λ/b)) computed without cancellation for small λ/b; -inf at λ = 0, where
         # the stand-in ratio keeps log(0)'s infinite derivative out of autograd (see thresholded.py)
-        ratio = self.threshold / self.scale
+        ratio = threshold / scale
         has_spike = ratio > 0
         safe_ratio = torch.where(has_spike, ratio, torch.ones_like(ratio))
         return torch.where(has_spike, torch.log(-torch.expm1(-safe_ratio)), -math.inf)
 
-    def slab_log_prob(self, value):
-        return (self.log_nonzero_prob - (value - self.loc).abs() / self.scale
-                - torch.log(2 * self.scale))
+    @classmethod
+    def slab_log_prob_of(cls, value, loc, scale, threshold):
+        return (cls.log_nonzero_prob_of(scale, threshold) - (value - loc).abs() / scale
+                - torch.log(2 * scale))
 
     @property
     def mean(self):

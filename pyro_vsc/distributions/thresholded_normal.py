@@ -32,22 +32,23 @@ class ThresholdedNormal(ThresholdedDistribution):
     def standard_noise(self, shape):
         return torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
 
-    @property
-    def log_nonzero_prob(self):
-        return torch.special.log_ndtr(-self.threshold / self.scale) + _LOG_2
+    @classmethod
+    def log_nonzero_prob_of(cls, scale, threshold):
+        return torch.special.log_ndtr(-threshold / scale) + _LOG_2
 
-    @property
-    def log_zero_prob(self):
+    @classmethod
+    def log_zero_prob_of(cls, scale, threshold):
         # -inf at λ = 0, where the stand-in ratio keeps log(0)'s infinite derivative out of
         # autograd (see thresholded.py)
-        ratio = self.threshold / (self.scale * math.sqrt(2.0))
+        ratio = threshold / (scale * math.sqrt(2.0))
         has_spike = ratio > 0
         safe_ratio = torch.where(has_spike, ratio, torch.ones_like(ratio))
         return torch.where(has_spike, torch.log(torch.erf(safe_ratio)), -math.inf)
 
-    def slab_log_prob(self, value):
-        shifted = ((value - self.loc).abs() + self.threshold) / self.scale
-        return -0.5 * shifted ** 2 - torch.log(self.scale) - _HALF_LOG_2PI
+    @classmethod
+    def slab_log_prob_of(cls, value, loc, scale, threshold):
+        shifted = ((value - loc).abs() + threshold) / scale
+        return -0.5 * shifted ** 2 - torch.log(scale) - _HALF_LOG_2PI
 
     @property
     def mean(self):
