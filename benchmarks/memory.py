@@ -1,7 +1,7 @@
 """Peak resident memory of data preparation and of the default training run.
 
-Each is measured in a fresh subprocess (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss`` after
-it exits), so the numbers include the interpreter, torch and Pyro:
+Each is measured in a fresh subprocess (its own ``ru_maxrss``, from ``os.wait4``), so the numbers
+include the interpreter, torch and Pyro:
 
 * data preparation: ``load_whitened_patches`` with the default sizes into an empty cache folder
   (whitening, patch sampling, standardisation, writing the cache);
@@ -13,7 +13,6 @@ Run: ``python -m benchmarks.memory``. Target (issue "Performance"): the default 
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -24,22 +23,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def peak_rss_of(command, env=None):
-    """Runs ``command`` in a subprocess and returns its peak RSS in MB (Linux: ru_maxrss in kB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run(command, check=True, env={**os.environ, **(env or {})}, cwd=ROOT,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if after <= before:
-        raise RuntimeError("the child's peak RSS did not exceed an earlier child's; run each "
-                           "measurement in its own process (python -m benchmarks.memory)")
-    return after / 1024
+    """Runs ``command`` in a subprocess and returns its own peak RSS in MB (``os.wait4`` gives
+    the rusage of that child alone; Linux reports ru_maxrss in kB)."""
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(command, env={**os.environ, **(env or {})}, cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            stderr.seek(0)
+            raise subprocess.CalledProcessError(process.returncode, command,
+                                                stderr=stderr.read().decode(errors="replace"))
+    return usage.ru_maxrss / 1024
 
 
 def main():
     results = {}
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as run_dir:
         env = {"PYRO_VSC_CACHE": cache, "PYTHONPATH": str(ROOT)}
-        # smaller first: ru_maxrss of children is a maximum over all of them
         results["data_preparation_mb"] = peak_rss_of(
             [sys.executable, "-c", "from pyro_vsc.data import load_whitened_patches; "
              "load_whitened_patches()"], env)
