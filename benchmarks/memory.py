@@ -1,7 +1,7 @@
 """Peak resident memory of data preparation and of the default training run.
 
-Each is measured in a fresh subprocess (its own ``ru_maxrss``, from ``os.wait4``), so the numbers
-include the interpreter, torch and Pyro:
+Each is measured in a fresh subprocess (its own VmHWM, read when it exits), so the numbers include
+the interpreter, torch and Pyro:
 
 * data preparation: ``load_whitened_patches`` with the default sizes into an empty cache folder
   (whitening, patch sampling, standardisation, writing the cache);
@@ -22,19 +22,36 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def peak_rss_of(command, env=None):
-    """Runs ``command`` in a subprocess and returns its own peak RSS in MB (``os.wait4`` gives
-    the rusage of that child alone; Linux reports ru_maxrss in kB)."""
-    with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen(command, env={**os.environ, **(env or {})}, cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            stderr.seek(0)
-            raise subprocess.CalledProcessError(process.returncode, command,
-                                                stderr=stderr.read().decode(errors="replace"))
-    return usage.ru_maxrss / 1024
+#: Runs in the measured process: its own peak RSS (VmHWM, a property of the address space it got
+#: at exec) is written to the file named by argv[1] when the process exits, then the target
+#: (argv[2]: ``-m module`` or ``-c code``, with the rest as its argv) runs as it would from the
+#: command line. ``ru_maxrss`` cannot be used: Linux carries a forking parent's high-water mark
+#: across exec, so every child of a large benchmark process would report the parent's size.
+_MEASURE = """
+import atexit, runpy, sys
+out, kind, target, *args = sys.argv[1:]
+def report():
+    with open("/proc/self/status") as status:
+        hwm = next(line for line in status if line.startswith("VmHWM:"))
+    with open(out, "w") as stream:
+        stream.write(hwm.split()[1])
+atexit.register(report)
+sys.argv = [target, *args]
+if kind == "-m":
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    exec(compile(target, "<benchmark>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def peak_rss_of(kind, target, *args, env=None):
+    """Peak RSS in MB of ``python -m target args`` (``kind='-m'``) or ``python -c target``
+    (``kind='-c'``) in a fresh process (Linux: VmHWM of that process)."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "vmhwm_kb"
+        subprocess.run([sys.executable, "-c", _MEASURE, str(out), kind, target, *args], check=True,
+                       env={**os.environ, **(env or {})}, cwd=ROOT, stdout=subprocess.DEVNULL)
+        return int(out.read_text()) / 1024
 
 
 def main():
@@ -42,11 +59,11 @@ def main():
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as run_dir:
         env = {"PYRO_VSC_CACHE": cache, "PYTHONPATH": str(ROOT)}
         results["data_preparation_mb"] = peak_rss_of(
-            [sys.executable, "-c", "from pyro_vsc.data import load_whitened_patches; "
-             "load_whitened_patches()"], env)
+            "-c", "from pyro_vsc.data import load_whitened_patches; load_whitened_patches()",
+            env=env)
         results["default_run_one_epoch_mb"] = peak_rss_of(
-            [sys.executable, "-m", "pyro_vsc.run", "model=linear", "guide=thresh_gamma",
-             "session_epochs=1", "progress=false", f"run_dir={run_dir}/run"], env)
+            "-m", "pyro_vsc.run", "model=linear", "guide=thresh_gamma", "session_epochs=1",
+            "progress=false", f"run_dir={run_dir}/run", env=env)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "memory.json").write_text(json.dumps(results, indent=2))
     for key, value in results.items():
