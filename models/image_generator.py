@@ -3,6 +3,7 @@ r"""DNN generator of §4.2: a prior on codes and a convolutional decoder in plac
 import pyro
 from torch import nn
 
+from models.linear import likelihood_variance
 from pyro_vsc.distributions import IsotropicNormal
 
 
@@ -38,9 +39,7 @@ class ImageGenerator(nn.Module):
         self.decoder = decoder
         self.image_shape = tuple(decoder.output_shape)
         self.data_dim = self.image_shape[0] * self.image_shape[1] * self.image_shape[2]
-        self.noise_variance = self.data_dim / 2 if noise_variance is None else float(noise_variance)
-        if self.noise_variance <= 0:
-            raise ValueError(f"noise variance must be > 0, got {noise_variance}")
+        self.noise_variance = likelihood_variance(self.data_dim, noise_variance)
 
     @property
     def latent_dim(self):

@@ -7,6 +7,15 @@ from torch import nn
 from pyro_vsc.distributions import IsotropicNormal
 
 
+def likelihood_variance(data_dim, noise_variance=None):
+    """σ² of the Gaussian likelihood: ``noise_variance``, or D/2 when it is ``None``, which makes
+    -log p(x|z) = ‖x - f(z)‖²/D + const, the per-pixel mean squared error of the paper's code."""
+    variance = data_dim / 2 if noise_variance is None else float(noise_variance)
+    if variance <= 0:
+        raise ValueError(f"noise variance must be > 0, got {noise_variance}")
+    return variance
+
+
 class LinearDictionary(nn.Module):
     """The dictionary A ∈ R^{D×K} (θ of §4.1), initialised with random unit-norm columns.
 
@@ -51,9 +60,7 @@ class LinearSparseCoding(nn.Module):
         self.prior = prior
         self.decoder = LinearDictionary(data_dim, dict_size)
         self.data_dim = data_dim
-        self.noise_variance = data_dim / 2 if noise_variance is None else float(noise_variance)
-        if self.noise_variance <= 0:
-            raise ValueError(f"noise variance must be > 0, got {noise_variance}")
+        self.noise_variance = likelihood_variance(data_dim, noise_variance)
 
     @property
     def dictionary(self):
