@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from pyro_vsc.evaluation.methods import method_label
+from pyro_vsc.evaluation.trained_run import find_run_folders, read_history
 from pyro_vsc.image_plots import plot_attribute_entries, plot_image_dictionary, plot_image_rows, plot_sweep
 from pyro_vsc.metrics import estimate_linear_dictionary, multi_information, point_biserial_correlation
 from pyro_vsc.metrics.attribute_features import top_feature_per_attribute
@@ -39,24 +41,8 @@ from pyro_vsc.train.validation import select_codes
 log = logging.getLogger(__name__)
 register_resolvers()
 
-#: Table 1 names of the priors, by class name.
-PRIOR_NAMES = {
-    "GaussianPrior": "Gaussian",
-    "LaplacePrior": "Laplacian",
-    "SpikeSlabPrior": "Spike-and-slab",
-    "ThresholdedNormalPrior": "Thresholded Gaussian",
-    "ThresholdedNormalGammaPrior": "Thresholded Gaussian+Gamma",
-    "ThresholdedLaplacePrior": "Thresholded Laplacian",
-    "ThresholdedLaplaceGammaPrior": "Thresholded Laplacian+Gamma",
-}
 SUMMARY_NAME = "dnn_evaluation.json"
 RECONSTRUCTIONS_SHOWN = 8
-
-
-def method_name(cfg):
-    """The Table 1 name of a run's prior (its class name if unknown)."""
-    name = cfg.prior._target_.rsplit(".", 1)[-1]
-    return PRIOR_NAMES.get(name, name)
 
 
 def load_trained_run(run_dir, device):
@@ -91,7 +77,7 @@ def evaluate_image_run(run_dir, device="auto", attributes=None, fid=True):
     images, codes, targets = torch.cat(images), torch.cat(codes), torch.cat(targets)
     reconstructions = torch.cat([r for _, r in pairs])
     summary = {
-        "method": method_name(cfg),
+        "method": method_label(cfg),
         "latent_dim": int(cfg.model.latent_dim),
         "images": images.shape[0],
         "mse": float((images - reconstructions).pow(2).mean()),
@@ -130,17 +116,15 @@ def sweep_summaries(folder):
     sparsity sweeps, else ``None``), ``mse``, ``multi_information`` and, when
     ``dnn_evaluation.json`` has it, ``fid``."""
     runs = []
-    for metrics in sorted(Path(folder).rglob("metrics.jsonl")):
-        run_dir = metrics.parent
-        records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        records = [r for r in records if "val_mse" in r]
-        if not records or not (run_dir / "config.yaml").exists():
+    for run_dir in find_run_folders(folder) if Path(folder).is_dir() else []:
+        records = [r for r in read_history(run_dir) if "val_mse" in r]
+        if not records:
             continue
         cfg = OmegaConf.load(run_dir / "config.yaml")
         fraction = cfg.get("nonzero_fraction")
         evaluation = run_dir / SUMMARY_NAME
         fid = json.loads(evaluation.read_text()).get("fid") if evaluation.exists() else None
-        runs.append({"method": method_name(cfg), "latent_dim": int(cfg.model.latent_dim),
+        runs.append({"method": method_label(cfg), "latent_dim": int(cfg.model.latent_dim),
                      "nonzero_pct": None if fraction is None else 100.0 * float(fraction),
                      "mse": records[-1]["val_mse"],
                      "multi_information": records[-1]["val_multi_information"], "fid": fid})

@@ -71,6 +71,7 @@ from pyro_vsc.metrics import (
 )
 from pyro_vsc.plotting import plot_dictionary
 from pyro_vsc.run import select_device
+from pyro_vsc.train.checkpoint import write_text_atomic
 from pyro_vsc.train.validation import select_codes
 
 log = logging.getLogger("pyro_vsc.evaluate")
@@ -152,10 +153,9 @@ def _finite_or_none(value):
 
 
 def _write_json(path, record):
-    """Writes ``record`` as standard JSON: NaN and inf become ``null`` (listed in ``nan_metrics``)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
+    """Writes ``record`` atomically as standard JSON: NaN and inf become ``null`` (listed in
+    ``nan_metrics``)."""
+    write_text_atomic(json.dumps(record, indent=2, allow_nan=False) + "\n", path)
 
 
 @contextlib.contextmanager

@@ -30,10 +30,16 @@ def _class_name(node):
 
 def method_of(cfg):
     """The ``guide=`` choice of a run (e.g. ``thresh``), or the prior's class name if unknown."""
-    if _class_name(cfg["guide"]) == "FistaGuide":
+    if _class_name(cfg.get("guide") or {}) == "FistaGuide":  # summaries may keep only the prior
         return "fista"
     prior = _class_name(cfg["prior"])
     return _PRIOR_METHODS.get(prior, prior)
+
+
+def method_label(cfg):
+    """The Table 1 name of a run's method (e.g. "Thresholded Laplacian")."""
+    method = method_of(cfg)
+    return METHOD_LABELS.get(method, method)
 
 
 def describe_run(cfg):
@@ -45,7 +51,7 @@ def describe_run(cfg):
     straight_through = cfg["guide"].get("straight_through")
     return {
         "method": method,
-        "label": METHOD_LABELS.get(method, method),
+        "label": method_label(cfg),
         "objective": str(cfg["elbo"]["objective"]),
         "num_particles": int(cfg["elbo"]["num_particles"]),
         "straight_through": None if straight_through is None else bool(straight_through),

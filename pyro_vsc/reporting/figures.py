@@ -12,7 +12,7 @@ from pyro_vsc.evaluation.figures import JACCARD_BIN_EDGES  # noqa: E402
 from pyro_vsc.evaluation.methods import METHOD_LABELS  # noqa: E402
 
 from .aggregate import group_by, summarize  # noqa: E402
-from .tables import table1_runs  # noqa: E402
+from .tables import method_order, table1_runs  # noqa: E402
 
 SNR_ROLES = {"snr_encoder": "(a) inference network", "snr_dictionary": "(b) linear generator"}
 
@@ -28,8 +28,7 @@ def plot_snr(evaluations, path):
     if not runs:
         return False
     groups = group_by(runs, "method", "num_particles")
-    methods = [m for m in METHOD_LABELS if any(key[0] == m for key in groups)]
-    methods += sorted({key[0] for key in groups} - set(methods))
+    methods = method_order({key[0] for key in groups})
     particles = sorted({key[1] for key in groups})
     width = 0.8 / len(particles)
     fig, axes = plt.subplots(1, len(SNR_ROLES), figsize=(6 + 1.2 * len(methods), 4), squeeze=False)

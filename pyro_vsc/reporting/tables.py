@@ -30,7 +30,8 @@ def _units(evaluations):
             "repeats its deterministic code). NaN: every run of the cell diverged.")
 
 
-def _method_order(methods):
+def method_order(methods):
+    """Methods in Table 1's row order, unknown ones after them (sorted)."""
     known = [method for method in METHOD_LABELS if method in methods]
     return known + sorted(method for method in methods if method not in METHOD_LABELS)
 
@@ -51,7 +52,7 @@ def _cell(groups, key, metric, **style):
 
 def _counts(groups, tag=lambda key: f"J={key[-1]}"):
     """'label J=1: 3, ...': how many runs each cell averages."""
-    order = _method_order({key[0] for key in groups})
+    order = method_order({key[0] for key in groups})
     keys = sorted(groups, key=lambda key: (order.index(key[0]), str(key[1:])))
     return ", ".join(f"{_label(key[0])} {tag(key)}: {len(groups[key])}" for key in keys)
 
@@ -73,7 +74,7 @@ def table1_markdown(evaluations):
                                               for j in particles]
     rows = [[_label(method)] + [_cell(groups, (method, j), metric)
                                 for metric in TABLE1_METRICS for j in particles]
-            for method in _method_order({key[0] for key in groups})]
+            for method in method_order({key[0] for key in groups})]
     return (f"# Table 1: linear generator, mean over seeds\n\n{_table(header, rows)}\n\n{_units(runs)}\n\n"
             f"Runs per cell: {_counts(groups)}.\n")
 
@@ -87,7 +88,7 @@ def table6_markdown(evaluations):
         return "# Table 6\n\nNo max-ELBO runs with the straight-through estimator were found.\n"
     sections = ["# Table 6: mean ± standard deviation over seeds"]
     for j in sorted({key[1] for key in groups}):
-        methods = _method_order({key[0] for key in groups if key[1] == j})
+        methods = method_order({key[0] for key in groups if key[1] == j})
         rows = [[_label(method)] + [_cell(groups, (method, j), metric, with_std=True)
                                     for metric in TABLE1_METRICS] for method in methods]
         sections.append(f"## J = {j}\n\n{_table(['Method/Prior Distribution', *TABLE1_METRICS.values()], rows)}")
@@ -107,7 +108,7 @@ def table2_markdown(evaluations):
     header = ["Method/Prior Distribution"] + [f"{title} J={j}" for title in TABLE2_METRICS.values()
                                               for j in particles]
     rows = []
-    for method in _method_order({key[0] for key in groups}):
+    for method in method_order({key[0] for key in groups}):
         for straight_through, tag in ((False, "SG"), (True, "ST")):
             if not any(key[:2] == (method, straight_through) for key in groups):
                 continue
