@@ -131,7 +131,8 @@ def build_run(cfg, device, grad_scaler=None, data=None):
     guide = build_guide(cfg.guide, model).to(device)
     elbo = instantiate(cfg.elbo)
     kl_weights = OmegaConf.to_container(cfg.kl_weights, resolve=True)
-    objective = ObjectiveStep(elbo, model, guide, kl_weights, grad_scaler=grad_scaler)
+    objective = ObjectiveStep(elbo, model, guide, kl_weights, grad_scaler=grad_scaler,
+                              capture=cfg.capture)
     return {"data": data, "model": model, "guide": guide, "elbo": elbo, "objective": objective,
             "kl_weights": kl_weights}
 
@@ -175,7 +176,7 @@ def build_optimizers(cfg, model, guide, steps_per_epoch):
 #: Settings that may change when a run is resumed: they do not affect its numbers.
 RESUMABLE_CHANGES = {"resume", "run_dir", "progress", "log_every", "session_epochs", "device",
                      "checkpoint_every", "checkpoint_every_seconds", "on_divergence",
-                     "max_skipped_steps", "deterministic"}
+                     "max_skipped_steps", "deterministic", "capture"}
 
 
 def _flatten(node, prefix=""):

@@ -1,5 +1,7 @@
 """Max-over-particles ELBO (§3.3, eq. 9, Algorithm 1)."""
 
+import functools
+import operator
 from dataclasses import dataclass, field
 
 import torch
@@ -13,6 +15,16 @@ from torch.distributions import kl_divergence
 
 #: Name of the plate Pyro's ELBO uses to vectorize particles.
 PARTICLE_PLATE = "num_particles_vectorized"
+
+
+def _total(terms):
+    """Sum of a non-empty list of tensors (no ``0 +`` in front, unlike ``sum``)."""
+    return functools.reduce(operator.add, terms)
+
+
+def _concatenated(parts):
+    """``torch.cat(parts)``, without a copy when particles were drawn in one vectorized pass."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 @dataclass
@@ -178,14 +190,14 @@ class MaxELBO(ELBO):
             if not local:
                 raise ValueError(f"no site of the model or guide lies in the data plate "
                                  f"'{self.data_plate}'; MaxELBO selects particles per data point")
-            locals_.append(sum(local))
+            locals_.append(_total(local))
             if global_:
-                globals_.append(sum(global_).squeeze(1))
-        local = torch.cat(locals_)
-        site_terms = {name: torch.cat(terms) for name, terms in site_terms.items()}
+                globals_.append(_total(global_).squeeze(1))
+        local = _concatenated(locals_)
+        site_terms = {name: _concatenated(terms) for name, terms in site_terms.items()}
         best_values, best = local.max(dim=0)
         loss = -best_values.sum()
-        global_terms = torch.cat(globals_) if globals_ else local.new_zeros(local.shape[0])
+        global_terms = _concatenated(globals_) if globals_ else local.new_zeros(local.shape[0])
         if globals_:
             loss = loss - global_terms.mean()
         vectorized = self.vectorize_particles and self.num_particles > 1

@@ -66,6 +66,12 @@ def route_calls(owner, name, wrapper):
     object.__setattr__(owner, name, _CallThrough(owner._modules[name], wrapper))
 
 
+def is_routed(module):
+    """Whether calls of ``module`` or of one of its submodules go through a wrapper
+    (:func:`route_calls`)."""
+    return any(isinstance(value, _CallThrough) for m in module.modules() for value in vars(m).values())
+
+
 class DistributedContext:
     """Rank, world size and device of this process, and the few collectives the trainer needs.
 

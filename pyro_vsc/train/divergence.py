@@ -40,14 +40,22 @@ class TrainingDiverged(RuntimeError):
 class DivergenceMonitor:
     """Finds non-finite values in the loss, the ELBO site terms and the gradients of a step.
 
+    :meth:`observe` keeps each step's health vector on the device; every ``fold_every``
+    consecutive steps (and before any host read) they are reduced, with a few device operations,
+    into the record of the first unhealthy step, so that a step costs only its health vector.
+
     :param named_params: ``(name, parameter)`` pairs whose gradients are checked, or an empty
         list to check the loss and ELBO terms only (float16 training, whose gradient scaler
         handles overflowing gradients by itself).
+    :param int fold_every: steps whose health vectors are reduced together.
     """
 
-    def __init__(self, named_params):
+    def __init__(self, named_params, fold_every=64):
         self.named_params = list(named_params)
+        self.fold_every = int(fold_every)
         self._layout = None           # entry names of the health vectors being observed
+        self._pending = []            # device: health vectors of consecutive steps not yet folded
+        self._pending_start = None    # the step of the first pending vector
         self._first_step = None       # device: step index of the first unhealthy step, or -1
         self._first_bad = None        # device: its non-finite entries
         self._found = None            # host: (step, names) once read
@@ -62,7 +70,7 @@ class DivergenceMonitor:
             if p.grad is not None:
                 names.append(f"gradient of {name}")
                 values.append(p.grad.detach().sum())
-        return tuple(names), torch.stack([value.float() for value in values])
+        return tuple(names), torch.stack([v if v.dtype == torch.float32 else v.float() for v in values])
 
     def nonfinite(self, loss, site_terms=None):
         """Names of the non-finite entries of this step's health vector (reads the host)."""
@@ -84,12 +92,28 @@ class DivergenceMonitor:
             self._layout = names
             self._first_step = torch.full((), -1, dtype=torch.long, device=values.device)
             self._first_bad = torch.zeros(len(names), dtype=torch.bool, device=values.device)
-        bad = ~torch.isfinite(values)
-        first = bad.any() & (self._first_step < 0)
-        self._first_step = torch.where(first, step, self._first_step)
-        self._first_bad = torch.where(first, bad, self._first_bad)
+        elif self._pending and step != self._pending_start + len(self._pending):
+            self._fold()
+        if not self._pending:
+            self._pending_start = step
+        self._pending.append(values)
+        if len(self._pending) >= self.fold_every:
+            self._fold()
+
+    def _fold(self):
+        """Reduces the pending health vectors into the first-divergence record (device only)."""
+        if not self._pending:
+            return
+        bad = ~torch.isfinite(torch.stack(self._pending))        # (steps, entries)
+        unhealthy = bad.any(1)
+        row = unhealthy.to(torch.uint8).argmax().reshape(1)      # the first unhealthy step
+        first = unhealthy.any() & (self._first_step < 0)
+        self._first_step = torch.where(first, row[0] + self._pending_start, self._first_step)
+        self._first_bad = torch.where(first, bad.index_select(0, row)[0], self._first_bad)
+        self._pending = []
 
     def _settle(self):
+        self._fold()
         if self._first_step is None or self._found is not None:
             return
         step = int(self._first_step)

@@ -2,8 +2,11 @@
 
 import torch
 from pyro.poutine.messenger import Messenger
+from torch import nn
 
 from pyro_vsc.elbo.kl_weights import KLWeights
+
+from .capture import CapturedProgram
 
 
 class LatentRecorder(Messenger):
@@ -41,9 +44,12 @@ class ObjectiveStep:
     :param dict kl_weights: latent site → KL weight.
     :param grad_scaler: optional ``torch.amp.GradScaler`` (float16 mixed precision): the loss is
         multiplied by its scale before backpropagation; the optimizer step unscales.
+    :param bool capture: evaluate the objective by replaying its recorded tensor operations
+        (:class:`~pyro_vsc.train.capture.CapturedProgram`; identical numbers, less Python per
+        step) when model and guide are modules; programs that cannot be recorded run eagerly.
     """
 
-    def __init__(self, elbo, model, guide, kl_weights, grad_scaler=None):
+    def __init__(self, elbo, model, guide, kl_weights, grad_scaler=None, capture=True):
         self.elbo = elbo
         weights = KLWeights(kl_weights)
         self.recorder = LatentRecorder("z")
@@ -51,9 +57,13 @@ class ObjectiveStep:
         self.guide = self.recorder(weights(guide))
         self.grad_scaler = grad_scaler
         self.site_terms = {}
+        self._latent = None
         # ELBOs without a differentiable loss (RenyiELBO) backpropagate inside loss_and_grads.
         if hasattr(elbo, "differentiable_loss"):
             self._backward = self._differentiable
+            # only modules declare everything they read (parameters and buffers)
+            modules = all(isinstance(part, nn.Module) for part in (model, guide))
+            self._terms = CapturedProgram(self.terms, (model, guide)) if capture and modules else self.terms
         elif grad_scaler is None:
             self._backward = self._loss_and_grads
         else:
@@ -68,19 +78,27 @@ class ObjectiveStep:
         """
         return self._backward(x, params)
 
-    def _differentiable(self, x, params):
+    def terms(self, x):
+        """``(loss, site_terms, latent)`` of batch ``x``, evaluated by the Pyro program: the
+        per-data-point loss (differentiable), the detached ELBO terms per site (empty for ELBOs
+        without :meth:`~pyro_vsc.elbo.MaxELBO.particle_elbo`) and the detached latent codes."""
         if hasattr(self.elbo, "particle_elbo"):
             particles = self.elbo.particle_elbo(self.model, self.guide, x)
-            self.site_terms = {name: term.detach() for name, term in particles.site_terms.items()}
-            loss = particles.loss / x.shape[0]
+            site_terms = {name: term.detach() for name, term in particles.site_terms.items()}
+            loss = particles.loss
         else:
-            loss = self.elbo.differentiable_loss(self.model, self.guide, x) / x.shape[0]
+            site_terms, loss = {}, self.elbo.differentiable_loss(self.model, self.guide, x)
+        return loss / x.shape[0], site_terms, self.recorder.value
+
+    def _differentiable(self, x, params):
+        loss, self.site_terms, self._latent = self._terms(x)
         (loss if self.grad_scaler is None else self.grad_scaler.scale(loss)).backward()
         return loss.detach()
 
     def _loss_and_grads(self, x, params):
         batch = x.shape[0]
         loss = self.elbo.loss_and_grads(self.model, self.guide, x)
+        self._latent = self.recorder.value
         with torch.no_grad():
             for p in params:
                 if p.grad is not None:
@@ -89,4 +107,4 @@ class ObjectiveStep:
 
     def latent(self):
         """The last minibatch's latent codes z (all particles), detached."""
-        return self.recorder.value
+        return self._latent

@@ -1,0 +1,117 @@
+"""Recorded training objectives: the Pyro program traced once, its tensor operations replayed.
+
+Evaluating a Pyro objective runs Python at every step: effect handlers, trace bookkeeping,
+distribution objects, the ELBO's site loop. The tensor operations they issue are the same at
+every step of a run (same shapes, same constants), so — like Pyro's ``JitTrace_ELBO`` — the
+program can be recorded once and its operations replayed. :class:`CapturedProgram` records with
+``make_fx`` (pre-dispatch, so ``detach`` and the straight-through estimator of eq. 4 keep their
+autograd meaning) on *fake* tensors, drops operations whose results are unused, and replays the
+graph with the live parameters and buffers as inputs; autograd runs through the replay as through
+the eager program. Random draws are graph operations on the global generator, so a replay draws
+exactly what the eager program draws: a run with ``capture=true`` equals one with
+``capture=false`` bit for bit (``tests/test_capture.py``).
+
+What is recorded is the tensor arithmetic only; a program whose Python reads tensor values
+(``bool(t)``, ``.item()``, validation checks, Pyro's NaN warnings in ``Trace_ELBO``), or runs
+under ``DistributedDataParallel`` or autocast wrappers, cannot be recorded. Tracing on fake
+tensors makes such reads fail at recording time, and the program then runs eagerly (logged
+once) instead of replaying a branch taken at recording. A program whose Python depends on state
+that changes between steps without being a tensor (a Python counter read by a model) would be
+replayed with the recorded value: keep such state in tensors (buffers), as the warm-up
+schedules of this library do, or set ``capture=false``.
+"""
+
+import logging
+
+import torch
+from torch import nn
+from torch._subclasses.fake_tensor import DataDependentOutputException
+from torch.fx.experimental.proxy_tensor import make_fx
+from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+from .distributed import is_routed
+
+log = logging.getLogger(__name__)
+
+
+#: Raised when traced Python reads the value of a fake tensor (``bool(t)``, ``.item()``, ...).
+DATA_DEPENDENT = (GuardOnDataDependentSymNode, DataDependentOutputException)
+
+
+def _reason(error):
+    """Why recording failed, in one line."""
+    if isinstance(error, DATA_DEPENDENT):
+        return "its Python reads tensor values (a data-dependent branch, .item(), a validation check)"
+    first_line = (str(error).strip().splitlines() or [""])[0]
+    return f"{type(error).__name__}: {first_line}".rstrip(": ")
+
+
+class _Program(nn.Module):
+    """``fn`` as the forward of a module that owns ``modules``, for ``functional_call``."""
+
+    def __init__(self, fn, modules):
+        super().__init__()
+        self.parts = nn.ModuleList(modules)
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+class CapturedProgram:
+    """Calls ``fn(x)`` by replaying its recorded tensor operations.
+
+    One graph is recorded per input signature (shape, dtype and device of ``x``, grad mode, the
+    modules' train/eval mode); recording takes a fraction of a second.
+
+    :param fn: ``fn(x)`` returning a pytree of tensors; it may read the parameters and buffers
+        of ``modules`` and the global random generator, nothing else that changes.
+    :param modules: the ``nn.Module``\\ s whose parameters and buffers ``fn`` reads.
+    """
+
+    def __init__(self, fn, modules):
+        self.fn = fn
+        self.program = _Program(fn, modules)
+        self.graphs = {}
+        self.unsupported = None  # why this program runs eagerly, once recording failed
+
+    def _signature(self, x):
+        return (tuple(x.shape), x.dtype, x.device, torch.is_grad_enabled(),
+                tuple(m.training for m in self.program.parts))
+
+    def _inputs(self):
+        named = dict(self.program.named_parameters())
+        named.update(self.program.named_buffers())
+        return tuple(named), list(named.values())
+
+    def _record(self, x):
+        if any(is_routed(m) for m in self.program.parts):
+            raise NotImplementedError("the networks run inside DistributedDataParallel or autocast")
+        names, tensors = self._inputs()
+
+        def replayable(tensors, x):
+            return torch.func.functional_call(self.program, dict(zip(names, tensors)), (x,))
+
+        graph = make_fx(replayable, pre_dispatch=True, tracing_mode="fake")(tensors, x)
+        graph.graph.eliminate_dead_code()
+        graph.recompile()
+        return names, graph
+
+    def __call__(self, x):
+        if self.unsupported is not None:
+            return self.fn(x)
+        signature = self._signature(x)
+        recorded = self.graphs.get(signature)
+        if recorded is None:
+            try:
+                recorded = self.graphs[signature] = self._record(x)
+            except Exception as error:  # the eager program raises real errors itself
+                self.unsupported = _reason(error)
+                log.info("the objective runs eagerly: it cannot be recorded (%s)", self.unsupported)
+                return self.fn(x)
+        names, graph = recorded
+        current, tensors = self._inputs()
+        if current != names:
+            raise RuntimeError(f"the modules' parameters or buffers changed after recording "
+                               f"({len(names)} then {len(current)}); build a new objective")
+        return graph(tensors, x)

@@ -1,0 +1,127 @@
+"""Recorded objectives (``capture=true``) replay exactly what the eager Pyro program computes."""
+
+import logging
+
+import pyro
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from pyro_vsc.run import build_guide, build_optimizers, runtime_settings, wrap_networks
+from pyro_vsc.train.capture import CapturedProgram
+from pyro_vsc.train.distributed import DistributedContext
+from pyro_vsc.train.step import ObjectiveStep
+from pyro_vsc.train.trainer import Trainer
+from tests.helpers import compose_config
+
+LINEAR_GUIDES = ["gaussian", "laplace", "spike_slab", "thresh_gauss", "thresh_gauss_gamma", "thresh",
+                 "thresh_gamma"]
+SMALL_LINEAR = ["model.data_dim=16", "model.latent_dim=12", "model.backbone.hidden=[32,16]"]
+
+
+def _trainer(overrides, capture):
+    cfg = compose_config([*overrides, f"capture={capture}"])
+    pyro.set_rng_seed(0)
+    model = instantiate(cfg.model.module, prior=instantiate(cfg.prior))
+    guide = build_guide(cfg.guide, model)
+    objective = ObjectiveStep(instantiate(cfg.elbo), model, guide, dict(cfg.kl_weights),
+                              capture=cfg.capture)
+    return cfg, Trainer(model=model, guide=guide, objective=objective,
+                        optimizers=build_optimizers(cfg, model, guide, 10), batches=None,
+                        validate=None, run_dir="unused", epochs=1)
+
+
+def _train(trainer, batches):
+    """Losses, ELBO terms and codes of each step, then the final state and RNG state."""
+    pyro.set_rng_seed(1)
+    steps = []
+    for x in batches:
+        loss = trainer.train_step(x)
+        objective = trainer.objective
+        steps.append((loss, dict(objective.site_terms), objective.latent()))
+    state = {part: getattr(trainer, part).state_dict() for part in ("model", "guide")}
+    return steps, state, torch.get_rng_state()
+
+
+def _assert_identical(overrides, batches):
+    cfg, eager = _trainer(overrides, capture=False)
+    with runtime_settings(cfg):  # as in a run: validation off
+        _, captured = _trainer(overrides, capture=True)
+        expected, replayed = _train(eager, batches), _train(captured, batches)
+    for (loss, terms, latent), (loss_r, terms_r, latent_r) in zip(expected[0], replayed[0]):
+        assert torch.equal(loss, loss_r) and torch.equal(latent, latent_r)
+        assert terms.keys() == terms_r.keys()
+        assert all(torch.equal(terms[name], terms_r[name]) for name in terms)
+    for part in ("model", "guide"):
+        torch.testing.assert_close(replayed[1][part], expected[1][part], rtol=0, atol=0)
+    assert torch.equal(replayed[2], expected[2]), "the replay drew a different number of random values"
+    return captured.objective._terms
+
+
+@pytest.mark.parametrize("num_particles", [1, 3])
+@pytest.mark.parametrize("guide", LINEAR_GUIDES)
+def test_replay_equals_the_eager_program_bit_for_bit(guide, num_particles):
+    """Every Table 1 guide, over steps where the warm-ups move (ω, τ): the same losses, ELBO terms,
+    codes, parameters, optimizer updates and random stream as the eager Pyro program."""
+    overrides = [f"guide={guide}", f"elbo.num_particles={num_particles}", *SMALL_LINEAR,
+                 "schedule_time_scale=500"]  # the warm-ups change visibly within 4 steps
+    batches = list(torch.randn(4, 5, 16, generator=torch.Generator().manual_seed(2)))
+    program = _assert_identical(overrides, batches)
+    assert isinstance(program, CapturedProgram) and program.unsupported is None
+    assert len(program.graphs) == 1  # recorded once, replayed at the next steps
+
+
+def test_networks_with_batchnorm_replay_their_statistics_updates():
+    """The conv networks' BatchNorm running statistics (buffers updated in place) follow the
+    eager program's, and a smaller last batch gets its own recording."""
+    overrides = ["model=fmnist", "guide=thresh_gauss_gamma", "model.latent_dim=6", "elbo.num_particles=2"]
+    generator = torch.Generator().manual_seed(3)
+    batches = [torch.rand(4, 1, 28, 28, generator=generator) for _ in range(2)]
+    batches.append(torch.rand(3, 1, 28, 28, generator=generator))
+    program = _assert_identical(overrides, batches)
+    assert program.unsupported is None and len(program.graphs) == 2
+
+
+@pytest.mark.parametrize("overrides, reason", [
+    (["elbo=avg"], "reads tensor values"),          # Trace_ELBO's NaN warning branches on the loss
+    (["guide=fista"], "reads tensor values"),        # FISTA's stopping rule
+    (["validate=true"], "reads tensor values"),      # argument checks
+])
+def test_programs_that_read_tensor_values_run_eagerly_and_say_why(overrides, reason, caplog):
+    """Recording on fake tensors turns a Python branch on a tensor value into a recording failure,
+    so such programs run eagerly instead of replaying the branch taken once."""
+    cfg, trainer = _trainer([*overrides, *SMALL_LINEAR], capture=True)
+    with runtime_settings(cfg), caplog.at_level(logging.INFO, logger="pyro_vsc.train.capture"):
+        pyro.enable_validation(cfg.validate)
+        assert trainer.train_step(torch.randn(5, 16)) is not None
+    program = trainer.objective._terms
+    assert reason in program.unsupported and not program.graphs
+    assert "runs eagerly" in caplog.text
+    if overrides == ["elbo=avg"]:  # the eager program still computes the same numbers
+        _assert_identical([*overrides, *SMALL_LINEAR], [torch.randn(5, 16)])
+
+
+def test_networks_behind_autocast_are_not_recorded():
+    """Wrapped networks (autocast, DistributedDataParallel) run their wrapper's forward: eager."""
+    cfg, trainer = _trainer(SMALL_LINEAR, capture=True)
+    wrap_networks(trainer.model, trainer.guide, DistributedContext(), torch.bfloat16)
+    with runtime_settings(cfg):
+        trainer.train_step(torch.randn(5, 16))
+    assert "autocast" in trainer.objective._terms.unsupported
+
+
+def test_eval_mode_and_grad_mode_get_their_own_recordings():
+    cfg, trainer = _trainer(SMALL_LINEAR, capture=True)
+    program, x = trainer.objective._terms, torch.randn(5, 16)
+    with runtime_settings(cfg):
+        program(x)
+        with torch.no_grad():
+            program(x)
+        trainer.guide.eval()
+        program(x)
+    assert len(program.graphs) == 3
+
+
+def test_capture_false_runs_the_pyro_program_itself():
+    _, trainer = _trainer(SMALL_LINEAR, capture=False)
+    assert trainer.objective._terms == trainer.objective.terms
