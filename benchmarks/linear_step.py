@@ -1,16 +1,22 @@
 """Training-step time of the linear model: Pyro path vs. plain-PyTorch floor vs. roofline.
 
 For each guide (``thresh``, ``thresh_gamma`` and the Gaussian baseline), J ∈ {1, 20} and
-objective ∈ {max, avg} at batch 100, the Pyro path (the library's own ``Trainer.train_step``:
-zero grads, Pyro ELBO loss and backward, both optimizers and schedules, warm-up counter) and the
-plain-PyTorch floor (``benchmarks.linear_floor``: same loss and gradients, same optimizers) are
-timed in the same process, interleaved repetition by repetition, after a warm-up. Printed and
-written (JSON + Markdown, ``benchmarks/results/``): median ms/step and the spread (min-max over
-repetitions) of both, their ratio, and the ratio of the Pyro path to the roofline bound (the
-step's matmul FLOPs over this machine's best measured matmul throughput). A profile of the
-``thresh`` J = 20 Pyro step shows where the time beyond the bound goes.
+objective ∈ {max, avg} at batch 100, three paths are timed in the same process, interleaved
+repetition by repetition in a rotating order, after a warm-up:
 
-Run: ``python -m benchmarks.linear_step [--repeats 7 --steps 40 --threads 2]``.
+* the Pyro path: the library's own ``Trainer.train_step`` as a run uses it (zero grads, the Pyro
+  ELBO's loss — replayed from its recording, ``capture=true``, where the objective allows — and
+  backward, the divergence check, both optimizers and schedules, the warm-up counter);
+* the same with ``capture=false``: the Pyro program evaluated eagerly at every step;
+* the plain-PyTorch floor (``benchmarks.linear_floor``: same loss and gradients, same optimizers).
+
+Printed and written (JSON + Markdown, ``benchmarks/results/``): median ms/step and the spread
+(min-max over repetitions) of each, the ratios to the floor, and the ratio of the Pyro path to
+the roofline bound (the step's matmul FLOPs over this machine's best measured matmul
+throughput). A profile of the ``thresh`` J = 20 Pyro step shows where the time beyond the bound
+goes.
+
+Run: ``python -m benchmarks.linear_step [--repeats 15 --steps 20 --threads 2]``.
 """
 
 import argparse
@@ -37,12 +43,12 @@ CASES = [(guide, j, objective) for guide in ("thresh", "thresh_gamma", "gaussian
          for j in (1, 20) for objective in ("max", "avg")]
 
 
-def build_case(guide, num_particles, objective, batch=100):
+def build_case(guide, num_particles, objective, batch=100, capture=True):
     """The Pyro path (a Trainer) and the floor (its own copies of the networks) of one case."""
     cfg = compose_config(["experiment=paper", f"guide={guide}", f"elbo={objective}",
                           f"elbo.num_particles={num_particles}",
                           "data.num_train=4000", "data.num_val=100", f"batch_size={batch}",
-                          "progress=false"])
+                          "progress=false", f"capture={capture}"])
     built = build_run(cfg, torch.device("cpu"))
     model, guide_module = built["model"], built["guide"]
     steps_per_epoch = 4000 // batch
@@ -96,7 +102,7 @@ def profile_step(step, batches, rows=15):
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
-def run(repeats=7, steps=40, warmup=20, threads=2, batch=100):
+def run(repeats=15, steps=20, warmup=20, threads=2, batch=100):
     torch.set_num_threads(threads)
     with runtime_settings(compose_config()):  # the training runtime: validation off, etc.
         return _run(repeats, steps, warmup, threads, batch)
@@ -108,29 +114,34 @@ def _run(repeats, steps, warmup, threads, batch):
     profile = None
     for guide, j, objective in CASES:
         pyro_step, floor_step, data, flops = build_case(guide, j, objective, batch)
+        eager_step = build_case(guide, j, objective, batch, capture=False)[0]
+        paths = {"pyro": pyro_step, "eager": eager_step, "floor": floor_step}
         generator = torch.Generator().manual_seed(0)
         batches = [data[torch.randint(0, len(data), (batch,), generator=generator)]
                    for _ in range(steps)]
         for x in batches[:warmup]:
-            pyro_step(x)
-            floor_step(x)
-        pyro_times, floor_times = [], []
-        for _ in range(repeats):
-            pyro_times.append(time_steps(pyro_step, batches))
-            floor_times.append(time_steps(floor_step, batches))
+            for step in paths.values():
+                step(x)
+        times = {name: [] for name in paths}
+        order = list(paths)
+        for _ in range(repeats):  # interleaved, in a rotating order
+            for name in order:
+                times[name].append(time_steps(paths[name], batches))
+            order = order[1:] + order[:1]
         bound = flops / (peak * 1e9) * 1e3
-        row = {
-            "guide": guide, "J": j, "objective": objective,
-            "pyro_ms": statistics.median(pyro_times), "pyro_min": min(pyro_times), "pyro_max": max(pyro_times),
-            "floor_ms": statistics.median(floor_times), "floor_min": min(floor_times),
-            "floor_max": max(floor_times), "roofline_ms": bound, "gflop": flops / 1e9,
-        }
+        row = {"guide": guide, "J": j, "objective": objective, "roofline_ms": bound,
+               "gflop": flops / 1e9}
+        for name, values in times.items():
+            row.update({f"{name}_ms": statistics.median(values), f"{name}_min": min(values),
+                        f"{name}_max": max(values)})
         row["ratio_floor"] = row["pyro_ms"] / row["floor_ms"]
+        row["ratio_eager_floor"] = row["eager_ms"] / row["floor_ms"]
         row["ratio_roofline"] = row["pyro_ms"] / bound
         rows.append(row)
         print(f"{guide:13s} J={j:2d} {objective:3s}: pyro {row['pyro_ms']:.2f} ms "
-              f"[{row['pyro_min']:.2f}-{row['pyro_max']:.2f}], floor {row['floor_ms']:.2f} ms "
-              f"[{row['floor_min']:.2f}-{row['floor_max']:.2f}], ratio {row['ratio_floor']:.3f}, "
+              f"[{row['pyro_min']:.2f}-{row['pyro_max']:.2f}], eager {row['eager_ms']:.2f} ms, "
+              f"floor {row['floor_ms']:.2f} ms [{row['floor_min']:.2f}-{row['floor_max']:.2f}], "
+              f"ratio {row['ratio_floor']:.3f} (eager {row['ratio_eager_floor']:.3f}), "
               f"roofline {bound:.2f} ms (x{row['ratio_roofline']:.2f})", flush=True)
         if (guide, j, objective) == ("thresh", 20, "max"):
             profile = profile_step(pyro_step, batches[:10])
@@ -144,20 +155,22 @@ def markdown(meta, rows):
     lines = [f"Linear model, batch {meta['batch']}, {meta['threads']} threads, torch {meta['torch']}, "
              f"pyro {meta['pyro']}; best matmul {meta['matmul_gflops']:.1f} GFLOP/s; medians over "
              f"{meta['repeats']} × {meta['steps_per_repeat']} steps (min-max).", "",
-             "| guide | J | objective | Pyro ms/step | floor ms/step | Pyro / floor | roofline ms | Pyro / roofline |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| guide | J | objective | Pyro ms/step | Pyro eager (capture=false) | floor ms/step "
+             "| Pyro / floor | eager / floor | roofline ms | Pyro / roofline |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['guide']} | {r['J']} | {r['objective']} | {r['pyro_ms']:.2f} "
-                     f"({r['pyro_min']:.2f}-{r['pyro_max']:.2f}) | {r['floor_ms']:.2f} "
+                     f"({r['pyro_min']:.2f}-{r['pyro_max']:.2f}) | {r['eager_ms']:.2f} "
+                     f"({r['eager_min']:.2f}-{r['eager_max']:.2f}) | {r['floor_ms']:.2f} "
                      f"({r['floor_min']:.2f}-{r['floor_max']:.2f}) | {r['ratio_floor']:.3f} | "
-                     f"{r['roofline_ms']:.2f} | {r['ratio_roofline']:.2f} |")
+                     f"{r['ratio_eager_floor']:.3f} | {r['roofline_ms']:.2f} | {r['ratio_roofline']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)

@@ -46,6 +46,39 @@ def _reason(error):
     return f"{type(error).__name__}: {first_line}".rstrip(": ")
 
 
+_aten = torch.ops.aten
+#: Views that change nothing when their result has the input's shape and strides.
+_VIEWS = {_aten.alias.default, _aten.expand.default, _aten.reshape.default, _aten.view.default}
+#: Arithmetic with a scalar that returns its input exactly (x - 0, x · 1, x / 1; not x + 0,
+#: which turns -0.0 into +0.0).
+_NEUTRAL = {_aten.sub.Tensor: 0, _aten.mul.Tensor: 1, _aten.div.Tensor: 1}
+
+
+def drop_identities(graph):
+    """Routes around recorded operations whose result equals their input: same-shape views and
+    ``x - 0``, ``x · 1``, ``x / 1`` (broadcasting, type promotion and outputs left alone).
+
+    The Pyro program issues such operations at every step (event-shape expansions, unit
+    scales); the replay needs neither them nor their backward nodes.
+    """
+    for node in graph.nodes:
+        if node.op != "call_function" or not node.args or not isinstance(node.args[0], torch.fx.Node):
+            continue
+        if node.target in _VIEWS:
+            pass
+        elif (node.target in _NEUTRAL and len(node.args) == 2 and not node.kwargs
+              and isinstance(node.args[1], (int, float)) and node.args[1] == _NEUTRAL[node.target]):
+            pass
+        else:
+            continue
+        source, result = node.args[0].meta.get("val"), node.meta.get("val")
+        if (not isinstance(source, torch.Tensor) or not isinstance(result, torch.Tensor)
+                or any(user.op == "output" for user in node.users)):
+            continue
+        if (source.shape, source.dtype, source.stride()) == (result.shape, result.dtype, result.stride()):
+            node.replace_all_uses_with(node.args[0])
+
+
 class _Program(nn.Module):
     """``fn`` as the forward of a module that owns ``modules``, for ``functional_call``."""
 
@@ -93,6 +126,7 @@ class CapturedProgram:
             return torch.func.functional_call(self.program, dict(zip(names, tensors)), (x,))
 
         graph = make_fx(replayable, pre_dispatch=True, tracing_mode="fake")(tensors, x)
+        drop_identities(graph.graph)
         graph.graph.eliminate_dead_code()
         graph.recompile()
         return names, graph
