@@ -77,6 +77,25 @@ def drop_identities(graph):
             continue
         if (source.shape, source.dtype, source.stride()) == (result.shape, result.dtype, result.stride()):
             node.replace_all_uses_with(node.args[0])
+    _use_constants_directly(graph)
+
+
+def _use_constants_directly(graph):
+    """Drops the copy-and-detach the recording makes of tensor constants created in the program
+    (``torch.tensor(...)`` → ``lift_fresh_copy`` + ``detach_``) when nothing writes to the copy."""
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target is not _aten.detach_.default:
+            continue
+        value = node.meta.get("val")
+        if isinstance(value, torch.Tensor) and not value.requires_grad:  # detach_ changes nothing
+            node.replace_all_uses_with(node.args[0])
+            graph.erase_node(node)
+    for node in list(graph.nodes):
+        if (node.op == "call_function" and node.target is _aten.lift_fresh_copy.default
+                and all(user.op == "call_function" and isinstance(user.target, torch._ops.OpOverload)
+                        and not user.target._schema.is_mutable for user in node.users)):
+            node.replace_all_uses_with(node.args[0])
+            graph.erase_node(node)
 
 
 class _Program(nn.Module):
