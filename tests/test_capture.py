@@ -125,3 +125,27 @@ def test_eval_mode_and_grad_mode_get_their_own_recordings():
 def test_capture_false_runs_the_pyro_program_itself():
     _, trainer = _trainer(SMALL_LINEAR, capture=False)
     assert trainer.objective._terms == trainer.objective.terms
+
+
+def test_simplify_keeps_random_draws_and_drops_only_exact_identities():
+    """An unused random draw stays (the random stream must not change); x·1, same-shape views and
+    constant copies go; x + 0 stays (it turns -0.0 into +0.0), as do broadcasting views."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from pyro_vsc.train.capture import simplify
+
+    def program(x):
+        torch.rand(3)                                   # drawn, unused
+        y = (x * 1).expand(2, 3).reshape(2, 3) + 0      # x·1 and the views change nothing
+        return y * torch.tensor(2.0) + x.expand(4, 2, 3).sum(0)
+
+    graph = make_fx(program, pre_dispatch=True, tracing_mode="fake")(torch.ones(2, 3))
+    simplify(graph.graph)
+    graph.recompile()
+    targets = [str(node.target) for node in graph.graph.nodes if node.op == "call_function"]
+    assert "aten.rand.default" in targets and "aten.add.Tensor" in targets
+    assert targets.count("aten.mul.Tensor") == 1 and "aten.reshape.default" not in targets  # ·2 stays
+    assert "aten.lift_fresh_copy.default" not in targets
+    assert targets.count("aten.expand.default") == 1  # the broadcasting one
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(graph(x), program(x), rtol=0, atol=0)

@@ -5,7 +5,7 @@ distribution objects, the ELBO's site loop. The tensor operations they issue are
 every step of a run (same shapes, same constants), so — like Pyro's ``JitTrace_ELBO`` — the
 program can be recorded once and its operations replayed. :class:`CapturedProgram` records with
 ``make_fx`` (pre-dispatch, so ``detach`` and the straight-through estimator of eq. 4 keep their
-autograd meaning) on *fake* tensors, drops operations whose results are unused, and replays the
+autograd meaning) on *fake* tensors, drops operations the replay does not need (:func:`simplify`), and replays the
 graph with the live parameters and buffers as inputs; autograd runs through the replay as through
 the eager program. Random draws are graph operations on the global generator, so a replay draws
 exactly what the eager program draws: a run with ``capture=true`` equals one with
@@ -54,30 +54,34 @@ _VIEWS = {_aten.alias.default, _aten.expand.default, _aten.reshape.default, _ate
 _NEUTRAL = {_aten.sub.Tensor: 0, _aten.mul.Tensor: 1, _aten.div.Tensor: 1}
 
 
-def drop_identities(graph):
-    """Routes around recorded operations whose result equals their input: same-shape views and
-    ``x - 0``, ``x · 1``, ``x / 1`` (broadcasting, type promotion and outputs left alone).
-
-    The Pyro program issues such operations at every step (event-shape expansions, unit
-    scales); the replay needs neither them nor their backward nodes.
-    """
-    for node in graph.nodes:
-        if node.op != "call_function" or not node.args or not isinstance(node.args[0], torch.fx.Node):
-            continue
-        if node.target in _VIEWS:
-            pass
-        elif (node.target in _NEUTRAL and len(node.args) == 2 and not node.kwargs
-              and isinstance(node.args[1], (int, float)) and node.args[1] == _NEUTRAL[node.target]):
-            pass
-        else:
-            continue
-        source, result = node.args[0].meta.get("val"), node.meta.get("val")
-        if (not isinstance(source, torch.Tensor) or not isinstance(result, torch.Tensor)
-                or any(user.op == "output" for user in node.users)):
-            continue
-        if (source.shape, source.dtype, source.stride()) == (result.shape, result.dtype, result.stride()):
-            node.replace_all_uses_with(node.args[0])
+def simplify(graph):
+    """Removes recorded operations the replay does not need, and their backward nodes: results
+    nobody uses, operations that return their input (:func:`_route_around_identities`) and the
+    copies of constants (:func:`_use_constants_directly`). The Pyro program issues such
+    operations at every step (event-shape expansions, unit scales, ``torch.tensor`` constants)."""
+    _route_around_identities(graph)
     _use_constants_directly(graph)
+    graph.eliminate_dead_code()
+
+
+def _returns_its_input(node):
+    """Whether ``node`` is a same-shape view or ``x - 0``, ``x · 1``, ``x / 1`` of a tensor with
+    the result's shape, dtype and strides (no broadcasting, no type promotion)."""
+    if node.op != "call_function" or not node.args or not isinstance(node.args[0], torch.fx.Node):
+        return False
+    neutral = (node.target in _NEUTRAL and len(node.args) == 2 and not node.kwargs
+               and isinstance(node.args[1], (int, float)) and node.args[1] == _NEUTRAL[node.target])
+    if node.target not in _VIEWS and not neutral:
+        return False
+    source, result = node.args[0].meta.get("val"), node.meta.get("val")
+    return (isinstance(source, torch.Tensor) and isinstance(result, torch.Tensor)
+            and (source.shape, source.dtype, source.stride()) == (result.shape, result.dtype, result.stride()))
+
+
+def _route_around_identities(graph):
+    for node in graph.nodes:
+        if _returns_its_input(node) and not any(user.op == "output" for user in node.users):
+            node.replace_all_uses_with(node.args[0])
 
 
 def _use_constants_directly(graph):
@@ -145,8 +149,7 @@ class CapturedProgram:
             return torch.func.functional_call(self.program, dict(zip(names, tensors)), (x,))
 
         graph = make_fx(replayable, pre_dispatch=True, tracing_mode="fake")(tensors, x)
-        drop_identities(graph.graph)
-        graph.graph.eliminate_dead_code()
+        simplify(graph.graph)
         graph.recompile()
         return names, graph
 
