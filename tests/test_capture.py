@@ -149,3 +149,24 @@ def test_simplify_keeps_random_draws_and_drops_only_exact_identities():
     assert targets.count("aten.expand.default") == 1  # the broadcasting one
     x = torch.randn(2, 3)
     torch.testing.assert_close(graph(x), program(x), rtol=0, atol=0)
+
+
+def test_the_replay_reads_the_current_parameters_and_refuses_a_changed_set():
+    """Parameters are graph inputs read at every call: an assigned new parameter object (not
+    only an in-place update) is used; a parameter added after recording is refused."""
+    cfg, trainer = _trainer(SMALL_LINEAR, capture=True)
+    program, x = trainer.objective._terms, torch.randn(5, 16)
+    model = trainer.model
+    def likelihood_term(evaluate):
+        torch.manual_seed(0)
+        return evaluate(x)[1]["x"]
+
+    with runtime_settings(cfg), torch.no_grad():
+        before = likelihood_term(program)
+        model.decoder.weight = torch.nn.Parameter(torch.randn_like(model.decoder.weight))
+        replayed = likelihood_term(program)
+        torch.testing.assert_close(replayed, likelihood_term(program.fn), rtol=0, atol=0)
+        assert not torch.equal(replayed, before)
+        model.register_parameter("extra", torch.nn.Parameter(torch.zeros(1)))
+        with pytest.raises(RuntimeError, match="changed after recording"):
+            program(x)
