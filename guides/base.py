@@ -15,7 +15,7 @@ class AmortizedGuide(nn.Module):
     counter buffer drives the warm-up schedules (Appendices B and D); the training loop calls
     :meth:`advance` after each optimizer step, and the counter is saved with the guide.
 
-    :param backbone: feature network (e.g. :class:`guides.mlp.MLPBackbone`).
+    :param backbone: feature network (e.g. :class:`pyro_vsc.guides.mlp.MLPBackbone`).
     :param int latent_dim: d.
     """
 

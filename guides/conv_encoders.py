@@ -11,7 +11,7 @@ though the following BatchNorm makes it redundant, so the parameter counts match
 BatchNorm and particles: the guide is evaluated on the data batch only, so these backbones see
 each image once per step. Leading dimensions beyond one batch dimension are nevertheless
 accepted (flattened into one BatchNorm batch and restored afterwards), see
-:mod:`models.decoders` for what that means for the batch statistics.
+:mod:`pyro_vsc.models.decoders` for what that means for the batch statistics.
 """
 
 import torch

@@ -23,7 +23,7 @@ class FistaGuide(nn.Module):
     The guide reads the model's dictionary (it is handed the model's decoder) but does not own
     it: the dictionary is not among the guide's parameters.
 
-    :param decoder: the model's :class:`~models.linear.LinearDictionary`.
+    :param decoder: the model's :class:`~pyro_vsc.models.linear.LinearDictionary`.
     :param float lam: λ of eq. (10).
     :param lam_warmup: schedule of ω multiplying λ.
     :param int max_iter: FISTA iteration cap per batch (the published solver: 500).

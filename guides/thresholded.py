@@ -16,8 +16,8 @@ class ThresholdedLaplaceGuide(AmortizedGuide):
     r"""z = T_λ(s), s ~ Laplace(μ(x), b(x)) with the straight-through estimator of eq. (4).
 
     Heads (μ, log b) plus the threshold posterior's heads. ``threshold`` is a
-    :class:`~guides.threshold.FixedThreshold` ('Thresholded Laplacian', λ₀ = 0.25) or a
-    :class:`~guides.threshold.GammaThreshold` ('Thresholded Laplacian+Gamma'). The Laplace scale
+    :class:`~pyro_vsc.guides.threshold.FixedThreshold` ('Thresholded Laplacian', λ₀ = 0.25) or a
+    :class:`~pyro_vsc.guides.threshold.GammaThreshold` ('Thresholded Laplacian+Gamma'). The Laplace scale
     warm-up ω of Appendix B multiplies the sampling noise.
 
     :param bool straight_through: eq. (4) (default) or the subgradient (Appendix C, Table 2).

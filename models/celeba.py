@@ -10,7 +10,7 @@ class CelebASparseCoding(ImageGenerator):
     Appendix E sweeps the latent dimension d from 64 to 4096 (Fig. 7, Figs. 19-23; Figs. 6 and 8
     use d = 512); the default σ² = D/2 = 6144 makes the likelihood term the per-pixel MSE.
 
-    :param prior: a :mod:`models.priors` module of latent dimension ``latent_dim``.
+    :param prior: a :mod:`pyro_vsc.models.priors` module of latent dimension ``latent_dim``.
     :param int latent_dim: d.
     :param float noise_variance: σ²; ``None`` means D/2.
     """

@@ -3,7 +3,7 @@ r"""DNN generator of §4.2: a prior on codes and a convolutional decoder in plac
 import pyro
 from torch import nn
 
-from models.linear import likelihood_variance
+from .linear import likelihood_variance
 from pyro_vsc.distributions import IsotropicNormal
 
 
@@ -20,11 +20,11 @@ class ImageGenerator(nn.Module):
 
     The decoder is a plain ``nn.Module`` attribute ``decoder`` (so that the training loop can
     call it through ``DistributedDataParallel`` and autocast wrappers); the prior is called inside
-    the data plate exactly as in :class:`models.linear.LinearSparseCoding`.
+    the data plate exactly as in :class:`pyro_vsc.models.linear.LinearSparseCoding`.
 
     Subclasses build the decoder of their dataset.
 
-    :param prior: a :mod:`models.priors` module; its ``forward`` samples ``z`` (and λ).
+    :param prior: a :mod:`pyro_vsc.models.priors` module; its ``forward`` samples ``z`` (and λ).
     :param decoder: module mapping codes ``(..., d)`` to images ``(..., C, H, W)``; it must have
         the attributes ``latent_dim`` and ``output_shape``.
     :param float noise_variance: σ²; ``None`` means D/2 (per-pixel MSE).

@@ -46,7 +46,7 @@ class LinearSparseCoding(nn.Module):
     decay by the dictionary's optimizer (see :func:`pyro_vsc.train.optim.dictionary_sgd`), which
     keeps every site inside the data plate so that IWAE bounds stay per data point.
 
-    :param prior: a :mod:`models.priors` module; its ``forward`` samples ``z`` (and λ).
+    :param prior: a :mod:`pyro_vsc.models.priors` module; its ``forward`` samples ``z`` (and λ).
     :param int data_dim: D, pixels per patch (16×16 = 256).
     :param int dict_size: K, dictionary entries (256).
     :param float noise_variance: σ²; ``None`` means D/2 (per-pixel MSE).

@@ -96,7 +96,7 @@ def test_celeba_run_and_its_attribute_figure(tmp_path):
 
 def _fake_run(folder, prior, latent_dim, mse, information, nonzero_fraction=None):
     folder.mkdir(parents=True)
-    cfg = {"prior": {"_target_": f"models.priors.{prior}"}, "model": {"latent_dim": latent_dim}}
+    cfg = {"prior": {"_target_": f"pyro_vsc.models.priors.{prior}"}, "model": {"latent_dim": latent_dim}}
     if nonzero_fraction is not None:
         cfg["nonzero_fraction"] = nonzero_fraction
     OmegaConf.save(OmegaConf.create(cfg), folder / "config.yaml")

@@ -5,8 +5,8 @@ import pyro.distributions as dist
 import pytest
 import torch
 
-from models.linear import LinearSparseCoding
-from models.priors import ThresholdedLaplacePrior
+from pyro_vsc.models.linear import LinearSparseCoding
+from pyro_vsc.models.priors import ThresholdedLaplacePrior
 from pyro_vsc.elbo import build_elbo
 from pyro_vsc.train.optim import dictionary_sgd
 from pyro_vsc.train.step import ObjectiveStep

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from guides.conv_encoders import CelebAEncoder, FashionMNISTEncoder
-from models.decoders import CelebADecoder, FashionMNISTDecoder
+from pyro_vsc.guides.conv_encoders import CelebAEncoder, FashionMNISTEncoder
+from pyro_vsc.models.decoders import CelebADecoder, FashionMNISTDecoder
 
 # Layer rows of the tables, as (in_channels, out_channels, stride, padding) of 4x4 (transposed)
 # convolutions, with the spatial size each one must produce (after resolving the typos, see the
@@ -129,7 +129,7 @@ def test_decoder_particles_match_separate_passes_in_eval_mode_only(decoder_class
     vectorised = decoder(codes)
     for j in range(3):
         torch.testing.assert_close(vectorised[j], decoder(codes[j]))
-    # Training mode: BatchNorm normalises over all J*B codes at once (see models.decoders), so
+    # Training mode: BatchNorm normalises over all J*B codes at once (see pyro_vsc.models.decoders), so
     # one particle decoded alone gets different batch statistics.
     decoder.train()
     vectorised = decoder(codes)

@@ -9,11 +9,11 @@ import torch
 from pyro.nn import PyroModule
 from torch import nn
 
-from guides.mlp import MLPBackbone
-from guides.threshold import GammaThreshold
-from guides.thresholded import ThresholdedLaplaceGuide
-from models.linear import LinearDictionary, LinearSparseCoding
-from models.priors import ThresholdedLaplaceGammaPrior
+from pyro_vsc.guides.mlp import MLPBackbone
+from pyro_vsc.guides.threshold import GammaThreshold
+from pyro_vsc.guides.thresholded import ThresholdedLaplaceGuide
+from pyro_vsc.models.linear import LinearDictionary, LinearSparseCoding
+from pyro_vsc.models.priors import ThresholdedLaplaceGammaPrior
 from pyro_vsc.elbo import MaxELBO
 from pyro_vsc.elbo.kl_weights import KLWeights
 from pyro_vsc.evaluation.gradient_snr import gradient_snr, linear_layers, per_point_gradient_moments

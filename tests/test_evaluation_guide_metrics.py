@@ -9,9 +9,9 @@ import pytest
 import torch
 from pyro.nn import PyroModule
 
-from guides.laplace import LaplaceGuide
-from guides.mlp import MLPBackbone
-from guides.spike_slab import SpikeSlabGuide
+from pyro_vsc.guides.laplace import LaplaceGuide
+from pyro_vsc.guides.mlp import MLPBackbone
+from pyro_vsc.guides.spike_slab import SpikeSlabGuide
 from pyro_vsc.distributions import ThresholdedLaplace
 from pyro_vsc.distributions.kl import laplace_kl
 from pyro_vsc.evaluation.consistency import guide_support_consistency

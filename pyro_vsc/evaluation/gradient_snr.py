@@ -32,7 +32,7 @@ loss gradient at the output and the input, so the per-parameter sums over the S 
 gradient and of its square are two matrix products,
 :math:`\sum_s \delta_s a_s^\top` and :math:`\sum_s \delta_s^2 (a_s^2)^\top` (float64). This needs every
 parameter to sit in a linear layer (``nn.Linear``, the Table 3 MLP and its heads, and
-:class:`~models.linear.LinearDictionary`); other layers raise ``NotImplementedError``. With J > 1
+:class:`~pyro_vsc.models.linear.LinearDictionary`); other layers raise ``NotImplementedError``. With J > 1
 particles the dictionary sees J codes per row; the max-ELBO loss sends the gradient through one of
 them only (checked), so the squares still add up per row.
 
@@ -47,7 +47,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from models.linear import LinearDictionary
+from pyro_vsc.models.linear import LinearDictionary
 from pyro_vsc.elbo import MaxELBO
 from pyro_vsc.elbo.kl_weights import KLWeights
 from pyro_vsc.metrics import GradientSNR
