@@ -8,7 +8,6 @@ Hydra rejects them while composing, listing the valid ones.
 import math
 import re
 
-import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
@@ -17,7 +16,7 @@ from pyro_vsc.train.divergence import POLICIES
 
 #: Top-level integer settings and their smallest accepted value.
 INTEGER_SETTINGS = {"epochs": 1, "paper_epochs": 1, "batch_size": 1, "log_every": 1,
-                    "num_workers": 0, "max_skipped_steps": 0}
+                    "num_workers": 0, "max_skipped_steps": 0, "kl_warmup_steps": 0}
 #: Top-level settings that are an integer ≥ 1 or null.
 OPTIONAL_COUNTS = ("session_epochs", "checkpoint_every")
 #: Top-level true/false settings.
@@ -137,17 +136,6 @@ def _data_checks(cfg):
                                    "the data's dimension (model.data_dim=${data.dim})")
 
 
-def _check_device(name):
-    try:
-        device = select_device(name)  # raises for CUDA on a machine without it
-    except RuntimeError:
-        raise ValueError(f"device={name} is not a device name; use auto, cpu, cuda or cuda:N") from None
-    count = torch.cuda.device_count()
-    if device.type == "cuda" and device.index is not None and device.index >= count:
-        raise ValueError(f"device={name} requested but this machine has {count} CUDA device(s); "
-                         f"use cuda:0 … cuda:{count - 1}, cuda or auto")
-
-
 def _raise_first(checks):
     for ok, message in checks:
         if not ok:
@@ -170,4 +158,4 @@ def check_config(cfg):
     _raise_first(_run_checks(resolved))
     _raise_first(_model_checks(resolved))
     _raise_first(_data_checks(resolved))
-    _check_device(resolved["device"])
+    select_device(resolved["device"])  # ValueError with one line for a device not usable here

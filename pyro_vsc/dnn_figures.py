@@ -68,7 +68,8 @@ def evaluate_image_run(run_dir, device="auto", attributes=None, fid=True):
     _, val_set = built["data"]
     images, codes, targets, pairs = [], [], [], []
     for x, y in OrderedBatches(val_set, cfg.batch_size, device).with_targets():
-        z = select_codes(model, guide, x, cfg.elbo.num_particles, kl_weights, batch_size=x.shape[0])["z"]
+        z = select_codes(model, guide, x, cfg.elbo.num_particles, kl_weights, batch_size=x.shape[0],
+                         analytic_kl=bool(OmegaConf.select(cfg, "elbo.analytic_kl", default=True)))["z"]
         reconstructions = model.decoder(z)
         images.append(x.cpu())
         codes.append(z.cpu())

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pyro
 import torch
+from omegaconf import OmegaConf
 
 from pyro_vsc.evaluation.consistency import PAPER_CONSISTENCY_SAMPLES, guide_support_consistency
 from pyro_vsc.evaluation.figures import jaccard_histogram_counts, plot_jaccard_histogram, plot_snr_bars
@@ -60,7 +61,8 @@ from pyro_vsc.evaluation.trained_run import (
     load_trained_run,
     read_config,
 )
-from pyro_vsc.evaluation.traces import is_point_mass, trace_guide
+from pyro_vsc.distributions.util import is_point_mass
+from pyro_vsc.evaluation.traces import trace_guide
 from pyro_vsc.evaluation.warmups import finish_warmups
 from pyro_vsc.metrics import (
     active_atom_mask,
@@ -190,7 +192,8 @@ def _metrics_of_trained_run(run, settings, seed, seconds):
 
     with _timed(seconds, "selected_codes"), torch.no_grad():
         _reseed(seed)
-        codes = select_codes(model, guide, val, num_particles, run.kl_weights)["z"]
+        codes = select_codes(model, guide, val, num_particles, run.kl_weights,
+                             analytic_kl=bool(OmegaConf.select(run.cfg, "elbo.analytic_kl", default=True)))["z"]
     if not bool(torch.isfinite(codes).all()):
         raise _CodesNotFinite("the inferred codes are not finite")
     with _timed(seconds, "objective"):

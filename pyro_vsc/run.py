@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from pyro.infer.util import is_validation_enabled
 
 from pyro_vsc.config_checks import check_config
+from pyro_vsc.elbo.site_match import ModelGuideMismatch
 from pyro_vsc.metrics import estimate_linear_dictionary
 from pyro_vsc.image_plots import plot_image_dictionary, plot_image_rows
 from pyro_vsc.plotting import plot_dictionary, plot_training_curves
@@ -132,7 +133,7 @@ def build_run(cfg, device, grad_scaler=None, data=None):
     elbo = instantiate(cfg.elbo)
     kl_weights = OmegaConf.to_container(cfg.kl_weights, resolve=True)
     objective = ObjectiveStep(elbo, model, guide, kl_weights, grad_scaler=grad_scaler,
-                              capture=cfg.capture)
+                              capture=cfg.capture, kl_warmup_steps=cfg.kl_warmup_steps)
     return {"data": data, "model": model, "guide": guide, "elbo": elbo, "objective": objective,
             "kl_weights": kl_weights}
 
@@ -255,13 +256,13 @@ def linear_figures(model, run_dir, patch_side):
     return figures
 
 
-def image_figures(model, guide, val, run_dir, num_particles, kl_weights):
+def image_figures(model, guide, val, run_dir, num_particles, kl_weights, analytic_kl):
     """Reconstructions of the first validation images (Fig. 19) and training curves after every
     epoch; after the last epoch, the dictionary estimated from the validation set (§4.2, Figs. 6,
     20-23)."""
 
     def figures(trainer, record):
-        x, codes = next(encode_batches(model, guide, val, num_particles, kl_weights))
+        x, codes = next(encode_batches(model, guide, val, num_particles, kl_weights, analytic_kl))
         shown = x[:RECONSTRUCTIONS_SHOWN]
         with torch.no_grad():
             reconstructions = model.decoder(codes["z"][:RECONSTRUCTIONS_SHOWN])
@@ -273,7 +274,7 @@ def image_figures(model, guide, val, run_dir, num_particles, kl_weights):
                              keys=("train_loss", "val_mse", "val_nonzero_pct", "val_multi_information"))
         if trainer.epoch == trainer.epochs:
             images, latents = [], []
-            for batch, chosen in encode_batches(model, guide, val, num_particles, kl_weights):
+            for batch, chosen in encode_batches(model, guide, val, num_particles, kl_weights, analytic_kl):
                 images.append(batch.flatten(1))  # on the training device, where the estimate runs
                 latents.append(chosen["z"])
             dictionary = estimate_linear_dictionary(torch.cat(images), torch.cat(latents))
@@ -331,7 +332,8 @@ def build_trainer(cfg, context):
         return validation(model, guide, val, kl_weights=built["kl_weights"])
 
     if isinstance(data, tuple):
-        figures = image_figures(model, guide, val, run_dir, cfg.elbo.num_particles, built["kl_weights"])
+        figures = image_figures(model, guide, val, run_dir, cfg.elbo.num_particles, built["kl_weights"],
+                                cfg.elbo.analytic_kl)
     else:
         figures = linear_figures(model, run_dir, int(round(cfg.model.data_dim ** 0.5)))
     return Trainer(model=model, guide=guide, objective=built["objective"], optimizers=optimizers,
@@ -414,6 +416,8 @@ def run_command(cfg):
         status, line = error.exit_status, str(error)
     except RunFolderWriteError as error:
         status, line = EXIT_WRITE_FAILED, f"error: {error}"
+    except ModelGuideMismatch as error:  # found at the first step, before any update
+        status, line = EXIT_INVALID_INPUT, f"error: {error}"
     except (ValueError, OSError) as error:
         if BEFORE_TRAINING not in getattr(error, "__notes__", ()):
             raise

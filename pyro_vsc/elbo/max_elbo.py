@@ -13,6 +13,8 @@ from pyro.poutine.util import site_is_subsample
 from pyro.util import check_if_enumerated, check_model_guide_match
 from torch.distributions import kl_divergence
 
+from .site_match import check_latent_sites
+
 #: Name of the plate Pyro's ELBO uses to vectorize particles.
 PARTICLE_PLATE = "num_particles_vectorized"
 
@@ -39,6 +41,7 @@ class ParticleELBO:
     :ivar best: (N,) index of the particle with the highest ELBO for each data point (eq. 9).
     :ivar loss: scalar loss to minimise, ``-(Σ_n local[best_n, n] + mean_j global_terms[j])``.
     :ivar guide_traces: the guide trace(s) the particles came from.
+    :ivar model_traces: the model trace(s), replayed on the guide's.
     """
 
     local: torch.Tensor
@@ -48,6 +51,7 @@ class ParticleELBO:
     loss: torch.Tensor
     guide_traces: list = field(repr=False)
     particle_dim: int = field(repr=False)
+    model_traces: list = field(repr=False, default_factory=list)
 
     def values(self, name):
         """The guide's values at site ``name`` with the particle dim first: (J, N, ...)."""
@@ -87,6 +91,10 @@ class MaxELBO(ELBO):
     ``log_prob`` is evaluated (Pyro's ``get_importance_trace`` computes them all), which is why
     tracing is done here rather than with ``get_importance_trace``.
 
+    Model and guide must sample the same latent sites (a guide-only site must be marked
+    ``infer={"is_auxiliary": True}``); a mismatch raises ``ValueError`` naming the sites, with or
+    without validation (:mod:`pyro_vsc.elbo.site_match`).
+
     Works with :class:`pyro.infer.SVI` (``loss``, ``loss_and_grads``) and as a loss module:
     ``MaxELBO(...)(model, guide)(x)`` returns a differentiable scalar without any host
     synchronisation (unlike Pyro's stock ELBOs, it does not read the loss back to check for NaN
@@ -109,27 +117,31 @@ class MaxELBO(ELBO):
     def _get_trace(self, model, guide, args, kwargs):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        check_latent_sites(model_trace, guide_trace)  # also without validation: a typo is not a model
         if is_validation_enabled():
             check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
             check_if_enumerated(guide_trace)
         return model_trace, guide_trace
 
     # --- per-site contributions --------------------------------------------------------------
-    def _latent_term(self, name, model_site, guide_site):
+    def _latent_term(self, name, model_site, guide_site, scaled=True):
+        """-KL(q‖p) of a latent site (analytic where registered), else log p(z) - log q(z), with
+        the sites' scales (β, subsample scale) when ``scaled``."""
         if not guide_site["fn"].has_rsample:
             raise NotImplementedError(
                 f"MaxELBO needs reparameterized guide sites, but site '{name}' uses "
                 f"{type(guide_site['fn']).__name__}, which has no rsample")
+        model_scale, guide_scale = (model_site["scale"], guide_site["scale"]) if scaled else (1.0, 1.0)
         if self.analytic_kl:
             try:
                 kl = kl_divergence(guide_site["fn"], model_site["fn"])
             except NotImplementedError:
                 pass
             else:
-                return -scale_and_mask(kl, guide_site["scale"], guide_site["mask"])
+                return -scale_and_mask(kl, guide_scale, guide_site["mask"])
         value = guide_site["value"]
-        log_p = scale_and_mask(model_site["fn"].log_prob(value), model_site["scale"], model_site["mask"])
-        log_q = scale_and_mask(guide_site["fn"].log_prob(value), guide_site["scale"], guide_site["mask"])
+        log_p = scale_and_mask(model_site["fn"].log_prob(value), model_scale, model_site["mask"])
+        log_q = scale_and_mask(guide_site["fn"].log_prob(value), guide_scale, guide_site["mask"])
         return log_p - log_q
 
     def _site_terms(self, model_trace, guide_trace):
@@ -145,7 +157,8 @@ class MaxELBO(ELBO):
         for name, guide_site in guide_trace.nodes.items():
             if (guide_site["type"] == "sample" and name not in model_trace.nodes
                     and not site_is_subsample(guide_site)):
-                # auxiliary guide site: contributes its entropy term only
+                # auxiliary guide site (infer={"is_auxiliary": True}, checked when traced):
+                # contributes its entropy term only
                 log_q = guide_site["fn"].log_prob(guide_site["value"])
                 yield name, guide_site, -scale_and_mask(log_q, guide_site["scale"], guide_site["mask"])
 
@@ -177,9 +190,10 @@ class MaxELBO(ELBO):
 
         :rtype: ParticleELBO
         """
-        site_terms, guide_traces, locals_, globals_ = {}, [], [], []
+        site_terms, guide_traces, model_traces, locals_, globals_ = {}, [], [], [], []
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
             guide_traces.append(guide_trace)
+            model_traces.append(model_trace)
             local, global_ = [], []
             for name, site, term in self._site_terms(model_trace, guide_trace):
                 if is_identically_zero(term):
@@ -203,7 +217,22 @@ class MaxELBO(ELBO):
         vectorized = self.vectorize_particles and self.num_particles > 1
         return ParticleELBO(local=local, global_terms=global_terms, site_terms=site_terms,
                             best=best, loss=loss, guide_traces=guide_traces,
-                            particle_dim=-self.max_plate_nesting if vectorized else None)
+                            particle_dim=-self.max_plate_nesting if vectorized else None,
+                            model_traces=model_traces)
+
+    def unweighted_latent_terms(self, particles):
+        """The latent sites' terms of an evaluation without their scales (KL weights β,
+        subsample scales): site name → (J, N) tensor of -KL(q‖p) (or log p - log q). Used to
+        report KLs, which are then finite and meaningful for any β, β = 0 included."""
+        terms = {}
+        for model_trace, guide_trace in zip(particles.model_traces, particles.guide_traces):
+            for name, model_site in model_trace.nodes.items():
+                if (model_site["type"] != "sample" or model_site["is_observed"]
+                        or site_is_subsample(model_site) or name not in guide_trace.nodes):
+                    continue
+                term = self._latent_term(name, model_site, guide_trace.nodes[name], scaled=False)
+                terms.setdefault(name, []).append(self._particles_by_datapoints(term, model_site)[0])
+        return {name: _concatenated(parts) for name, parts in terms.items()}
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
         """Loss of eq. (9) as a differentiable scalar tensor (no host synchronisation)."""

@@ -3,7 +3,9 @@
 import torch
 from torch.distributions import kl_divergence
 
-from .traces import base_distribution, guide_and_model_traces, is_point_mass
+from pyro_vsc.distributions.util import base_distribution, is_point_mass
+
+from .traces import guide_and_model_traces
 
 
 @torch.no_grad()

@@ -77,8 +77,10 @@ class Trainer:
 
     :param model: the Pyro model module.
     :param guide: the guide module (with ``advance()``).
-    :param objective: callable ``objective(x, params) -> loss`` that backpropagates; its
-        ``site_terms`` attribute (if any) names the ELBO terms of divergence messages.
+    :param objective: an :class:`~pyro_vsc.train.step.ObjectiveStep`: ``objective(x, params)``
+        backpropagates and returns the loss, ``advance()`` moves its KL warm-up, its
+        ``state_dict()`` is checkpointed, its ``site_terms`` name the ELBO terms of divergence
+        messages.
     :param dict optimizers: name → (optimizer, scheduler stepped per step).
     :param batches: provides ``len(batches)`` and ``batches.epoch(e, start)``.
     :param validate: callable ``validate() -> dict`` of floats, run after every epoch (rank 0).
@@ -158,6 +160,7 @@ class Trainer:
             "batch": self.batch,
             "model": self.model.state_dict(),
             "guide": self.guide.state_dict(),
+            "objective": self.objective.state_dict(),
             "optimizers": {name: {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
                            for name, (opt, sched) in self.optimizers.items()},
             "grad_scaler": None if self.grad_scaler is None else self.grad_scaler.state_dict(),
@@ -174,6 +177,7 @@ class Trainer:
     def load_state_dict(self, state):
         self.model.load_state_dict(state["model"])
         self.guide.load_state_dict(state["guide"])
+        self.objective.load_state_dict(state.get("objective", {}))
         for name, (opt, sched) in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name]["optimizer"])
             sched.load_state_dict(state["optimizers"][name]["scheduler"])
@@ -314,6 +318,7 @@ class Trainer:
         if self.grad_scaler is not None:
             self.grad_scaler.update()
         self.guide.advance()
+        self.objective.advance()
         self.step += 1
         return loss
 
