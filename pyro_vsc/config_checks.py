@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from pyro_vsc.train.distributed import select_device
-from pyro_vsc.train.divergence import POLICIES
+from pyro_vsc.train.divergence_policy import POLICIES
 
 #: Top-level integer settings and their smallest accepted value.
 INTEGER_SETTINGS = {"epochs": 1, "paper_epochs": 1, "batch_size": 1, "log_every": 1,
@@ -86,6 +86,8 @@ def _run_checks(values):
     for key in SWITCHES:
         if key in values:
             yield isinstance(values[key], bool), f"{key} must be true or false, got {values[key]!r}"
+    for name, value in (values.get("loggers") or {}).items():
+        yield isinstance(value, bool), f"loggers.{name} must be true or false, got {value!r}"
 
 
 def _model_checks(cfg):

@@ -64,12 +64,11 @@ def evaluate_image_run(run_dir, device="auto", attributes=None, fid=True):
     run_dir, device = Path(run_dir), select_device(device)
     cfg, built = load_trained_run(run_dir, device)
     model, guide = built["model"], built["guide"]
-    kl_weights = OmegaConf.to_container(cfg.kl_weights, resolve=True)
+    objective = built["objective"]
     _, val_set = built["data"]
     images, codes, targets, pairs = [], [], [], []
     for x, y in OrderedBatches(val_set, cfg.batch_size, device).with_targets():
-        z = select_codes(model, guide, x, cfg.elbo.num_particles, kl_weights, batch_size=x.shape[0],
-                         analytic_kl=bool(OmegaConf.select(cfg, "elbo.analytic_kl", default=True)))["z"]
+        z = select_codes(objective, x, batch_size=x.shape[0])["z"]
         reconstructions = model.decoder(z)
         images.append(x.cpu())
         codes.append(z.cpu())

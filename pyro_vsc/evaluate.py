@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 import pyro
 import torch
-from omegaconf import OmegaConf
 
 from pyro_vsc.evaluation.consistency import PAPER_CONSISTENCY_SAMPLES, guide_support_consistency
 from pyro_vsc.evaluation.figures import jaccard_histogram_counts, plot_jaccard_histogram, plot_snr_bars
@@ -179,7 +178,6 @@ def _metrics_of_trained_run(run, settings, seed, seconds):
     :raises _CodesNotFinite: when the inferred codes hold NaN or inf.
     """
     model, guide, val = run.model, run.guide, run.val
-    num_particles = int(run.cfg.elbo.num_particles)
     dictionary = model.dictionary.detach()
     metrics, not_applicable = {}, {}
     point_mass = is_point_mass(trace_guide(guide, val[:1]).nodes["z"]["fn"])
@@ -192,8 +190,7 @@ def _metrics_of_trained_run(run, settings, seed, seconds):
 
     with _timed(seconds, "selected_codes"), torch.no_grad():
         _reseed(seed)
-        codes = select_codes(model, guide, val, num_particles, run.kl_weights,
-                             analytic_kl=bool(OmegaConf.select(run.cfg, "elbo.analytic_kl", default=True)))["z"]
+        codes = select_codes(run.objective, val)["z"]
     if not bool(torch.isfinite(codes).all()):
         raise _CodesNotFinite("the inferred codes are not finite")
     with _timed(seconds, "objective"):
@@ -237,9 +234,8 @@ def _metrics_of_trained_run(run, settings, seed, seconds):
         if settings.snr_points > 0:
             with _timed(seconds, "gradient_snr"):
                 _reseed(seed)
-                snr = gradient_snr(model, guide, val[:settings.snr_points], settings.snr_samples,
-                                   num_particles, run.kl_weights, settings.snr_points_per_pass,
-                                   progress=settings.progress)
+                snr = gradient_snr(run.objective, val[:settings.snr_points], settings.snr_samples,
+                                   settings.snr_points_per_pass, progress=settings.progress)
                 snr = {role: values.numpy() for role, values in snr.items()}
                 for role, values in snr.items():
                     metrics[f"snr_{role}"] = float(np.nanmean(values))

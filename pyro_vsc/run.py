@@ -27,28 +27,33 @@ from pyro.infer.util import is_validation_enabled
 
 from pyro_vsc.config_checks import check_config
 from pyro_vsc.elbo.site_match import ModelGuideMismatch
-from pyro_vsc.metrics import estimate_linear_dictionary
-from pyro_vsc.image_plots import plot_image_dictionary, plot_image_rows
-from pyro_vsc.plotting import plot_dictionary, plot_training_curves
 from pyro_vsc.resolvers import register_resolvers
 from pyro_vsc.train.batches import LoaderBatches, OrderedBatches, TensorBatches
-from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, prepare_run_folder
+from pyro_vsc.train.callbacks.csv_logger import CSVLogger
+from pyro_vsc.train.callbacks.early_stopping import EarlyStoppingMetricError
+from pyro_vsc.train.callbacks.epoch_log import EpochLog
+from pyro_vsc.train.callbacks.figures import ImageFigures, LinearFigures
+from pyro_vsc.train.callbacks.metrics_file import MetricsFile
+from pyro_vsc.train.callbacks.progress_bar import ProgressBar
+from pyro_vsc.train.callbacks.tensorboard_logger import TensorBoardLogger
+from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, RunFolderWriteError, prepare_run_folder
+from pyro_vsc.train.checkpointing import Checkpointer
 from pyro_vsc.train.distributed import DistributedContext, route_calls
 from pyro_vsc.train.distributed import select_device  # noqa: F401  (part of this module's API)
 from pyro_vsc.train.divergence import TrainingDiverged
+from pyro_vsc.train.divergence_policy import divergence_policy
 from pyro_vsc.train.global_batchnorm import synchronise_batchnorm
+from pyro_vsc.train.interruption import TrainingInterrupted
+from pyro_vsc.train.objective import Objective
+from pyro_vsc.train.optimizer_set import OptimizerSet
 from pyro_vsc.train.precision import AutocastNetwork, autocast_dtype, grad_scaler
 from pyro_vsc.train.step import ObjectiveStep
-from pyro_vsc.train.interruption import TrainingInterrupted
-from pyro_vsc.train.trainer import RunFolderWriteError, Trainer
-from pyro_vsc.train.validation import encode_batches
+from pyro_vsc.train.trainer import Trainer
 
 log = logging.getLogger("pyro_vsc")
 register_resolvers()
 
 CONFIG_NAME = "config.yaml"
-#: Images shown in the reconstructions figure (Fig. 19 style).
-RECONSTRUCTIONS_SHOWN = 8
 
 
 #: cuBLAS workspace setting that makes CUDA matrix products deterministic (cuBLAS docs, "Results
@@ -125,17 +130,18 @@ def build_run(cfg, device, grad_scaler=None, data=None):
 
     :param grad_scaler: the float16 gradient scaler of the objective, if any.
     :param data: the instantiated ``cfg.data`` if already loaded.
-    :returns: dict with ``data``, ``model``, ``guide``, ``elbo``, ``objective``, ``kl_weights``.
+    :returns: dict with ``data``, ``model``, ``guide``, ``elbo``, ``objective`` (the
+        :class:`~pyro_vsc.train.objective.Objective`: model, guide, J, KL weights) and ``step``
+        (its :class:`~pyro_vsc.train.step.ObjectiveStep`).
     """
     data = instantiate(cfg.data) if data is None else data
     model = instantiate(cfg.model.module, prior=instantiate(cfg.prior)).to(device)
     guide = build_guide(cfg.guide, model).to(device)
     elbo = instantiate(cfg.elbo)
-    kl_weights = OmegaConf.to_container(cfg.kl_weights, resolve=True)
-    objective = ObjectiveStep(elbo, model, guide, kl_weights, grad_scaler=grad_scaler,
-                              capture=cfg.capture, kl_warmup_steps=cfg.kl_warmup_steps)
-    return {"data": data, "model": model, "guide": guide, "elbo": elbo, "objective": objective,
-            "kl_weights": kl_weights}
+    objective = Objective.from_config(cfg, model, guide)
+    step = ObjectiveStep(elbo, model, guide, objective.kl_weights, grad_scaler=grad_scaler,
+                         capture=cfg.capture, kl_warmup_steps=cfg.kl_warmup_steps)
+    return {"data": data, "model": model, "guide": guide, "elbo": elbo, "objective": objective, "step": step}
 
 
 def wrap_networks(model, guide, context, amp_dtype):
@@ -177,7 +183,7 @@ def build_optimizers(cfg, model, guide, steps_per_epoch):
 #: Settings that may change when a run is resumed: they do not affect its numbers.
 RESUMABLE_CHANGES = {"resume", "run_dir", "progress", "log_every", "session_epochs", "device",
                      "checkpoint_every", "checkpoint_every_seconds", "on_divergence",
-                     "max_skipped_steps", "deterministic", "capture"}
+                     "max_skipped_steps", "deterministic", "capture", "loggers"}
 
 
 def _flatten(node, prefix=""):
@@ -244,45 +250,20 @@ def training_batches(cfg, data, model, context):
     return batches, val_data
 
 
-def linear_figures(model, run_dir, patch_side):
-    """Dictionary tiles (Figs. 3, 10-18) and training curves after every epoch."""
-
-    def figures(trainer, record):
-        plot_dictionary(model.dictionary, run_dir / "dictionary.png", patch_shape=(patch_side, patch_side),
-                        title=f"epoch {record['epoch']}: objective {record['val_objective']:.4g}, "
-                              f"{record['val_nonzero_pct']:.1f}% non-zero")
-        plot_training_curves(trainer.history, run_dir / "training_curves.png")
-
-    return figures
-
-
-def image_figures(model, guide, val, run_dir, num_particles, kl_weights, analytic_kl):
-    """Reconstructions of the first validation images (Fig. 19) and training curves after every
-    epoch; after the last epoch, the dictionary estimated from the validation set (§4.2, Figs. 6,
-    20-23)."""
-
-    def figures(trainer, record):
-        x, codes = next(encode_batches(model, guide, val, num_particles, kl_weights, analytic_kl))
-        shown = x[:RECONSTRUCTIONS_SHOWN]
-        with torch.no_grad():
-            reconstructions = model.decoder(codes["z"][:RECONSTRUCTIONS_SHOWN])
-        plot_image_rows([shown, reconstructions], run_dir / "reconstructions.png",
-                        labels=["validation images", "reconstructions (max-ELBO codes)"],
-                        title=f"epoch {record['epoch']}: MSE {record['val_mse']:.4g}, "
-                              f"{record['val_nonzero_pct']:.1f}% non-zero")
-        plot_training_curves(trainer.history, run_dir / "training_curves.png",
-                             keys=("train_loss", "val_mse", "val_nonzero_pct", "val_multi_information"))
-        if trainer.epoch == trainer.epochs:
-            images, latents = [], []
-            for batch, chosen in encode_batches(model, guide, val, num_particles, kl_weights, analytic_kl):
-                images.append(batch.flatten(1))  # on the training device, where the estimate runs
-                latents.append(chosen["z"])
-            dictionary = estimate_linear_dictionary(torch.cat(images), torch.cat(latents))
-            plot_image_dictionary(dictionary, model.image_shape, run_dir / "dictionary.png",
-                                  title=f"estimated dictionary, d = {dictionary.shape[1]} "
-                                        "(entries in descending order of norm)")
-
-    return figures
+def build_callbacks(cfg, objective, val, run_dir, image_data):
+    """The loop's callbacks of a run config, in the order they run: ``metrics.jsonl``, the
+    optional loggers, the epoch log line, the progress bar, the figures, early stopping, and the
+    user's own (``callbacks.<name>``)."""
+    callbacks = [MetricsFile(run_dir)]
+    loggers = {"csv": CSVLogger, "tensorboard": TensorBoardLogger}
+    callbacks += [logger(run_dir) for name, logger in loggers.items() if cfg.loggers[name]]
+    callbacks.append(EpochLog())
+    if cfg.progress:
+        callbacks.append(ProgressBar())
+    callbacks.append(ImageFigures(objective, val, run_dir) if image_data else LinearFigures(objective.model, run_dir))
+    callbacks.append(instantiate(cfg.early_stopping))
+    callbacks += [instantiate(options) for options in cfg.callbacks.values()]
+    return callbacks
 
 
 def run_folder(cfg):
@@ -325,24 +306,14 @@ def build_trainer(cfg, context):
     wrap_networks(model, guide, context, amp_dtype)
     if context.rank > 0:
         context.seed(cfg.seed)  # independent Monte Carlo noise per process; rank 0 continues
-    optimizers = build_optimizers(cfg, model, guide, len(batches))
-    validation = instantiate(cfg.model.validation)
-
-    def validate():
-        return validation(model, guide, val, kl_weights=built["kl_weights"])
-
-    if isinstance(data, tuple):
-        figures = image_figures(model, guide, val, run_dir, cfg.elbo.num_particles, built["kl_weights"],
-                                cfg.elbo.analytic_kl)
-    else:
-        figures = linear_figures(model, run_dir, int(round(cfg.model.data_dim ** 0.5)))
-    return Trainer(model=model, guide=guide, objective=built["objective"], optimizers=optimizers,
-                   batches=batches, validate=validate, run_dir=run_dir, epochs=cfg.epochs,
-                   log_every=cfg.log_every, progress=cfg.progress, on_epoch_end=figures,
-                   session_epochs=cfg.session_epochs, grad_scaler=scaler, context=context,
-                   checkpoint_every=cfg.checkpoint_every,
-                   checkpoint_every_seconds=cfg.checkpoint_every_seconds,
-                   on_divergence=cfg.on_divergence, max_skipped_steps=cfg.max_skipped_steps)
+    optimizers = OptimizerSet(build_optimizers(cfg, model, guide, len(batches)), scaler)
+    validation, objective = instantiate(cfg.model.validation), built["objective"]
+    return Trainer(model=model, guide=guide, objective=built["step"], optimizers=optimizers,
+                   batches=batches, epochs=cfg.epochs, validate=lambda: validation(objective, val),
+                   callbacks=build_callbacks(cfg, objective, val, run_dir, isinstance(data, tuple)),
+                   checkpoints=Checkpointer(run_dir, cfg.checkpoint_every, cfg.checkpoint_every_seconds, context),
+                   divergence=divergence_policy(cfg.on_divergence, cfg.max_skipped_steps),
+                   log_every=cfg.log_every, session_epochs=cfg.session_epochs, context=context)
 
 
 #: Added to a ``ValueError``/``OSError`` raised while a run is prepared (config, data, run
@@ -391,10 +362,9 @@ def train(cfg: DictConfig):
         log.info("run folder: %s (device %s, %d process(es), %d steps per epoch)", trainer.run_dir,
                  context.device, context.world_size, len(trainer.batches))
         history = trainer.fit()
-    if len(history) == cfg.epochs:
-        last = history[-1]
-        log.info("done: %s", ", ".join(f"{key}={value:.4g}" for key, value in last.items()
-                                       if key.startswith("val_")))
+    if history and (len(history) == cfg.epochs or trainer.stop_reason is not None):
+        log.info("done: %s", ", ".join(f"{key}={value:.4g}" for key, value in history[-1].items()
+                                       if key.startswith("val_") and isinstance(value, float)))
     return history
 
 
@@ -416,7 +386,7 @@ def run_command(cfg):
         status, line = error.exit_status, str(error)
     except RunFolderWriteError as error:
         status, line = EXIT_WRITE_FAILED, f"error: {error}"
-    except ModelGuideMismatch as error:  # found at the first step, before any update
+    except (ModelGuideMismatch, EarlyStoppingMetricError) as error:  # found once training started
         status, line = EXIT_INVALID_INPUT, f"error: {error}"
     except (ValueError, OSError) as error:
         if BEFORE_TRAINING not in getattr(error, "__notes__", ()):

@@ -15,7 +15,7 @@ import pyro_vsc.train.checkpoint
 from pyro_vsc.data.natural_images import IMAGES_MAT_URL
 from pyro_vsc.run import check_config, train
 from pyro_vsc.train.checkpoint import load
-from pyro_vsc.train.trainer import RunFolderWriteError
+from pyro_vsc.train.checkpoint import RunFolderWriteError
 from tests.faults import TINY_RUN, read_metrics
 from tests.helpers import compose_config
 from tests.image_data import write_fashion_mnist

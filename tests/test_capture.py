@@ -27,8 +27,7 @@ def _trainer(overrides, capture):
     objective = ObjectiveStep(instantiate(cfg.elbo), model, guide, dict(cfg.kl_weights),
                               capture=cfg.capture)
     return cfg, Trainer(model=model, guide=guide, objective=objective,
-                        optimizers=build_optimizers(cfg, model, guide, 10), batches=None,
-                        validate=None, run_dir="unused", epochs=1)
+                        optimizers=build_optimizers(cfg, model, guide, 10), batches=None, epochs=1)
 
 
 def _train(trainer, batches):

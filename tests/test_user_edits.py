@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from pyro_vsc.elbo import MaxELBO
 from pyro_vsc.elbo.kl_weights import KLWarmup
 from pyro_vsc.run import build_optimizers, build_run, run_command, runtime_settings, train
+from pyro_vsc.train.objective import Objective
 from pyro_vsc.train.trainer import Trainer
 from tests.faults import TIMING
 from tests.helpers import TINY_LINEAR, compose_config
@@ -37,9 +38,8 @@ def _trainer(overrides, capture):
     pyro.set_rng_seed(0)
     built = build_run(cfg, torch.device("cpu"), data=object())
     model, guide = built["model"], built["guide"]
-    return cfg, Trainer(model=model, guide=guide, objective=built["objective"],
-                        optimizers=build_optimizers(cfg, model, guide, 10), batches=None,
-                        validate=None, run_dir="unused", epochs=1)
+    return cfg, Trainer(model=model, guide=guide, objective=built["step"],
+                        optimizers=build_optimizers(cfg, model, guide, 10), batches=None, epochs=1)
 
 
 def _train(trainer, batches, between_steps):
@@ -274,15 +274,16 @@ def test_an_unusable_device_is_one_line_on_the_command_line(tmp_path):
 
 def test_validation_follows_the_runs_analytic_kl_setting():
     cfg = compose_config([*SMALL, "guide=thresh", "elbo.analytic_kl=false"])
-    assert cfg.model.validation.analytic_kl is False
     pyro.set_rng_seed(0)
     built = build_run(cfg, torch.device("cpu"), data=object())
+    assert built["objective"].analytic_kl is False
     validation = instantiate(cfg.model.validation)
     val = torch.randn(200, 16)
     kls = {}
     for analytic in (True, False):
         pyro.set_rng_seed(3)
-        kls[analytic] = validation(built["model"], built["guide"], val, kl_weights=built["kl_weights"],
-                                   analytic_kl=analytic)["kl_z"]
+        objective = Objective(built["model"], built["guide"], kl_weights=built["objective"].kl_weights,
+                              analytic_kl=analytic)
+        kls[analytic] = validation(objective, val)["kl_z"]
     # the paper's base KL (analytic) and the sampled exact log-density ratio differ
     assert kls[True] > 0 and kls[True] != pytest.approx(kls[False], rel=1e-3)

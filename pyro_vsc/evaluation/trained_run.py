@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 from pyro_vsc.resolvers import register_resolvers
 from pyro_vsc.run import CONFIG_NAME, build_run
 from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, load
-from pyro_vsc.train.trainer import METRICS_NAME
+from pyro_vsc.train.objective import Objective
+from pyro_vsc.train.callbacks.metrics_file import METRICS_NAME
 
 #: Written by ``python -m pyro_vsc.evaluate``, read by ``python -m pyro_vsc.report``.
 EVALUATION_NAME = "evaluation.json"
@@ -24,7 +25,7 @@ class TrainedRun:
 
     :ivar cfg: the run's saved (resolved) config.
     :ivar epochs_trained: epochs in the checkpoint.
-    :ivar kl_weights: latent site → β, as in training.
+    :ivar objective: the run's :class:`~pyro_vsc.train.objective.Objective` (model, guide, J, β).
     """
 
     run_dir: Path
@@ -32,7 +33,7 @@ class TrainedRun:
     model: torch.nn.Module
     guide: torch.nn.Module
     val: torch.Tensor
-    kl_weights: dict
+    objective: Objective
     epochs_trained: int
 
 
@@ -84,7 +85,7 @@ def load_trained_run(run_dir, device):
     built["model"].eval()
     built["guide"].eval()
     return TrainedRun(run_dir=run_dir, cfg=cfg, model=built["model"], guide=built["guide"],
-                      val=built["data"].val.to(device), kl_weights=built["kl_weights"],
+                      val=built["data"].val.to(device), objective=built["objective"],
                       epochs_trained=int(state["epoch"]))
 
 
