@@ -4,6 +4,8 @@
   (the scikit-image photographs, Olshausen's IMAGES.mat, or your own images: a folder, an image
   file or a ``.npy``/``.npz`` stack, :mod:`~pyro_vsc.data.image_sources`), standardised per
   pixel, cached on disk.
+* :func:`load_vectors`: your own prepared vectors (N, D) from a ``.npy``/``.npz`` file, split
+  and standardised with the training statistics (``data=arrays``).
 * Olshausen & Field's whitening (:func:`olshausen_filter`, :func:`whiten_image`,
   :func:`whiten_images`) and the image sources (:func:`skimage_photographs`,
   :func:`whitened_skimage_images`, :func:`load_images_mat`, :func:`read_grayscale` for one
@@ -25,6 +27,7 @@ from .natural_images import (
 from .patches import extract_patches, positions_per_image, sample_patch_positions
 from .standardization import StandardizedSplit
 from .synthetic import SyntheticSplit, random_dictionary, sparse_synthetic, synthetic_split
+from .vectors import VectorSplit, load_vectors
 from .whitened_patches import PatchSplit, load_whitened_patches
 from .whitening import olshausen_filter, whiten_image, whiten_images
 
@@ -35,6 +38,7 @@ __all__ = [
     "as_image_list",
     "extract_patches",
     "load_images_mat",
+    "load_vectors",
     "load_whitened_patches",
     "olshausen_filter",
     "positions_per_image",
@@ -46,6 +50,7 @@ __all__ = [
     "StandardizedSplit",
     "synthetic_split",
     "SyntheticSplit",
+    "VectorSplit",
     "whiten_image",
     "whiten_images",
     "whitened_skimage_images",
