@@ -243,11 +243,12 @@ def training_batches(cfg, data, model, context):
     return batches, val_data
 
 
-def linear_figures(model, run_dir, patch_side):
-    """Dictionary tiles (Figs. 3, 10-18) and training curves after every epoch."""
+def linear_figures(model, run_dir):
+    """Dictionary tiles (Figs. 3, 10-18; atoms of D values that are not a square patch as columns)
+    and training curves after every epoch."""
 
     def figures(trainer, record):
-        plot_dictionary(model.dictionary, run_dir / "dictionary.png", patch_shape=(patch_side, patch_side),
+        plot_dictionary(model.dictionary, run_dir / "dictionary.png",
                         title=f"epoch {record['epoch']}: objective {record['val_objective']:.4g}, "
                               f"{record['val_nonzero_pct']:.1f}% non-zero")
         plot_training_curves(trainer.history, run_dir / "training_curves.png")
@@ -333,7 +334,7 @@ def build_trainer(cfg, context):
     if isinstance(data, tuple):
         figures = image_figures(model, guide, val, run_dir, cfg.elbo.num_particles, built["kl_weights"])
     else:
-        figures = linear_figures(model, run_dir, int(round(cfg.model.data_dim ** 0.5)))
+        figures = linear_figures(model, run_dir)
     return Trainer(model=model, guide=guide, objective=built["objective"], optimizers=optimizers,
                    batches=batches, validate=validate, run_dir=run_dir, epochs=cfg.epochs,
                    log_every=cfg.log_every, progress=cfg.progress, on_epoch_end=figures,
