@@ -178,11 +178,11 @@ def _stack(count=3, side=32):
 
 
 @pytest.mark.parametrize("name, save, layout, key", [
-    ("stack.npy", lambda path, stack: np.save(path, stack), "auto", None),
-    ("olshausen.npy", lambda path, stack: np.save(path, np.moveaxis(stack, 0, 2)), "auto", None),
+    ("stack.npy", lambda path, stack: np.save(path, stack), None, None),
+    ("olshausen.npy", lambda path, stack: np.save(path, np.moveaxis(stack, 0, 2)), None, None),
     ("olshausen.npy", lambda path, stack: np.save(path, np.moveaxis(stack, 0, 2)), "HWN", None),
     ("named.npz", lambda path, stack: np.savez_compressed(path, images=stack, labels=np.arange(3)),
-     "auto", "images"),
+     None, "images"),
 ])
 def test_stacks_in_either_layout_equal_a_folder_of_the_same_images(name, save, layout, key, tmp_path):
     stack = np.stack([_smooth(32, 32, seed=seed) for seed in range(3)])
@@ -209,6 +209,9 @@ def test_an_ambiguous_stack_asks_for_its_layout(shape, message, tmp_path):
     split = load_whitened_patches(images=tmp_path / "stack.npy", patch_size=2, num_train=10,
                                   num_val=2, cache_dir=tmp_path, layout="NHW")
     assert split.train.shape == (10, 4)
+    with pytest.raises(ValueError, match=r"data\.layout must be NHW or HWN \(or null: from the shape\); got 'CHW'"):
+        load_whitened_patches(images=tmp_path / "stack.npy", patch_size=2, num_train=10,
+                              num_val=2, cache_dir=tmp_path, layout="CHW")
 
 
 def test_a_changed_folder_is_not_served_from_the_cache(tmp_path, monkeypatch):

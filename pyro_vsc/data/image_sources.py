@@ -42,7 +42,7 @@ from .natural_images import (
 from .whitening import DEFAULT_F0_FRACTION, DEFAULT_VARIANCE, whiten_images
 
 #: Layouts of a 3-D image stack: images along the first axis, or along the last (Olshausen's).
-LAYOUTS = ("auto", "NHW", "HWN")
+LAYOUTS = ("NHW", "HWN")
 #: Bumped whenever the preparation of a user's images changes for the same files.
 OWN_IMAGES_FORMAT = 1
 #: How a user's images are prepared (part of their cache identity).
@@ -148,15 +148,17 @@ def _image_files_source(path, patch_size):
 def stack_layout(shape, layout, path):
     """Which axis of a 3-D stack counts the images: ``"NHW"`` (first) or ``"HWN"`` (last).
 
-    With ``layout="auto"`` the images are taken to be square, as whitening needs them (and as
-    Olshausen's and most prepared stacks are): ``(N, H, H)`` with ``N ≠ H`` is NHW, ``(H, H, N)``
-    with ``N ≠ H`` is HWN. Other shapes, ``(H, H, H)`` or non-square images, need ``layout``.
+    Without a ``layout`` (None) the images are taken to be square, as whitening needs them (and
+    as Olshausen's and most prepared stacks are): ``(N, H, H)`` with ``N ≠ H`` is NHW,
+    ``(H, H, N)`` with ``N ≠ H`` is HWN. Other shapes, ``(H, H, H)`` or non-square images, need
+    ``layout``.
 
-    :raises ValueError: for an unknown layout, or an ambiguous shape with ``layout="auto"``.
+    :raises ValueError: for an unknown layout, or an ambiguous shape without one.
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"data.layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
-    if layout != "auto":
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"data.layout must be {' or '.join(LAYOUTS)} (or null: from the "
+                             f"shape); got {layout!r}")
         return layout
     first, second, third = shape
     square_nhw, square_hwn = second == third, first == second
@@ -195,13 +197,13 @@ def _stack_source(path, key, layout, patch_size):
     return ImageSource(identity, description, read)
 
 
-def image_source(images, patch_size, layout="auto", key=None):
+def image_source(images, patch_size, layout=None, key=None):
     """The :class:`ImageSource` named by ``images`` (see the module's description).
 
     :param images: ``"skimage"``, or the path of a ``.mat`` file, a folder, an image file or a
         ``.npy``/``.npz`` stack.
     :param int patch_size: side of the patches that will be drawn (images must hold one).
-    :param str layout: ``"auto"``, ``"NHW"`` or ``"HWN"``, for 3-D stacks.
+    :param layout: ``"NHW"``, ``"HWN"`` or None (from the shape), for 3-D stacks.
     :param key: the array of an ``.npz`` stack (None: its only array).
     :raises FileNotFoundError: for a path that does not exist.
     :raises ValueError: for a path of another type.

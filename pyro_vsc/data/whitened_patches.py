@@ -82,7 +82,7 @@ def _extract_one_image_at_a_time(whitened, positions, patch_size):
 
 
 def load_whitened_patches(images="skimage", patch_size=16, num_train=80_000, num_val=16_000,
-                          seed=0, cache_dir=None, standardize=True, layout="auto", key=None):
+                          seed=0, cache_dir=None, standardize=True, layout=None, key=None):
     """Whitened image patches split into training and validation sets (§4.1, Appendix D).
 
     Draws ``num_train + num_val`` distinct patch positions uniformly over all images with
@@ -107,9 +107,9 @@ def load_whitened_patches(images="skimage", patch_size=16, num_train=80_000, num
     :param int seed: seed of the patch positions.
     :param cache_dir: cache folder (str or Path), see above.
     :param bool standardize: standardise each pixel with the training statistics.
-    :param str layout: for a 3-D stack, ``"NHW"`` (images along the first axis), ``"HWN"``
-        (along the last, Olshausen's) or ``"auto"`` (the layout under which the images are square,
-        see :func:`~pyro_vsc.data.image_sources.stack_layout`).
+    :param layout: for a 3-D stack, ``"NHW"`` (images along the first axis), ``"HWN"`` (along
+        the last, Olshausen's) or None (the layout under which the images are square, see
+        :func:`~pyro_vsc.data.image_sources.stack_layout`).
     :param key: the stack's array inside an ``.npz`` archive (None: its only array).
     :rtype: PatchSplit
     :raises FileNotFoundError: for a missing file or folder.
