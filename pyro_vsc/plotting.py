@@ -45,13 +45,18 @@ def dictionary_order(dictionary):
 def plot_dictionary(dictionary, path, patch_shape=None, title=None, columns=None):
     """Saves the columns of a dictionary (D, K) as tiles sorted by norm (Fig. 3, Figs. 10-17).
 
-    :param patch_shape: shape of one atom, e.g. (16, 16) or (3, 64, 64); default square gray.
+    :param patch_shape: shape of one atom, e.g. (16, 16) or (3, 64, 64); default: square gray
+        tiles when D is a square, otherwise each atom is one column of D pixels, side by side
+        (the sorted dictionary as a matrix, for vectors that are not square patches).
     """
     dictionary = torch.as_tensor(_as_numpy(dictionary))
     atoms = dictionary[:, dictionary_order(dictionary)].T
     if patch_shape is None:
         side = math.isqrt(dictionary.shape[0])
-        patch_shape = (side, side)
+        if side * side == dictionary.shape[0]:
+            patch_shape = (side, side)
+        else:
+            patch_shape, columns = (dictionary.shape[0], 1), columns or dictionary.shape[1]
     grid = tile_images(atoms.reshape(-1, *patch_shape), columns=columns)
     fig, ax = plt.subplots(figsize=(8, 8 * grid.shape[0] / grid.shape[1]))
     if grid.ndim == 3:

@@ -51,7 +51,8 @@ def assert_untouched(earlier_run):
     (["model.latent_dim=0"], r"^model\.latent_dim must be an integer ≥ 1, got 0"),
     (["batch_size=301"], r"^batch_size=301 is larger than the training set \(data\.num_train=300\); "
                          r"use a batch size of at most 300"),
-    (["data.patch_size=8"], r"^data\.patch_size=8 gives 64-dimensional patches but model\.data_dim=256"),
+    (["data.patch_size=8", "model.data_dim=256"],  # model.data_dim follows the data unless given
+     r"^data\.patch_size=8 gives 64-dimensional patches but model\.data_dim=256"),
     (["epochs=0"], r"^epochs must be an integer ≥ 1, got 0"),
     (["epochs=two"], r"^epochs must be an integer ≥ 1, got 'two'"),
     (["log_every=0"], r"^log_every must be an integer ≥ 1, got 0"),
