@@ -70,9 +70,18 @@ def plot_dictionary(dictionary, path, patch_shape=None, title=None, columns=None
     plt.close(fig)
 
 
-def plot_training_curves(records, path, keys=("train_loss", "val_objective", "val_nonzero_pct")):
-    """Saves one panel per metric key against epoch from a list of per-epoch metric records."""
-    keys = [key for key in keys if any(key in record for record in records)]
+#: What moves during training: the loss without the likelihood's constant (else the exact loss),
+#: its reconstruction and KL parts, the validation objective (10) and the sparsity.
+TRAINING_CURVES = (("train_loss_without_constant", "train_loss"), "train_recon", "train_kl",
+                   "val_objective", "val_nonzero_pct")
+
+
+def plot_training_curves(records, path, keys=TRAINING_CURVES):
+    """Saves one panel per metric key against epoch from a list of per-epoch metric records; a
+    tuple of keys is one panel showing the first key the records have."""
+    keys = [next((k for k in key if any(k in record for record in records)), None)
+            if isinstance(key, tuple) else key for key in keys]
+    keys = [key for key in keys if key is not None and any(key in record for record in records)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
         points = [(r["epoch"], r[key]) for r in records if key in r and r[key] is not None]

@@ -25,9 +25,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pyro.infer.util import is_validation_enabled
 
+from pyro_vsc.build import build_model_and_guide
+from pyro_vsc.config import compose_config
 from pyro_vsc.config_checks import check_config
 from pyro_vsc.elbo.site_match import ModelGuideMismatch
 from pyro_vsc.resolvers import register_resolvers
+from pyro_vsc.resume import RESUMABLE_CHANGES, flatten, resumed_config
 from pyro_vsc.train.batches import LoaderBatches, OrderedBatches, TensorBatches
 from pyro_vsc.train.callbacks.csv_logger import CSVLogger
 from pyro_vsc.train.callbacks.early_stopping import EarlyStoppingMetricError
@@ -36,7 +39,7 @@ from pyro_vsc.train.callbacks.figures import ImageFigures, LinearFigures
 from pyro_vsc.train.callbacks.metrics_file import MetricsFile
 from pyro_vsc.train.callbacks.progress_bar import ProgressBar
 from pyro_vsc.train.callbacks.tensorboard_logger import TensorBoardLogger
-from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, RunFolderWriteError, prepare_run_folder
+from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, RunFolderWriteError, prepare_run_folder
 from pyro_vsc.train.checkpointing import Checkpointer
 from pyro_vsc.train.distributed import DistributedContext, route_calls
 from pyro_vsc.train.distributed import select_device  # noqa: F401  (part of this module's API)
@@ -53,7 +56,6 @@ from pyro_vsc.train.trainer import Trainer
 log = logging.getLogger("pyro_vsc")
 register_resolvers()
 
-CONFIG_NAME = "config.yaml"
 
 
 #: cuBLAS workspace setting that makes CUDA matrix products deterministic (cuBLAS docs, "Results
@@ -114,17 +116,6 @@ def seed_everything(seed):
     pyro.set_rng_seed(seed)  # python, numpy and torch (all devices)
 
 
-def build_guide(guide_cfg, model):
-    """Instantiates the guide; guides that read the model (FISTA) receive its decoder."""
-    factory = instantiate(guide_cfg, _partial_=True)
-    if getattr(factory.func, "needs_decoder", False):
-        if not isinstance(getattr(model.decoder, "weight", None), torch.Tensor):
-            raise ValueError(f"guide=fista solves eq. (10) for a linear dictionary; the model "
-                             f"{type(model).__name__} has none (use model=linear or another guide)")
-        return factory(decoder=model.decoder)
-    return factory()
-
-
 def build_run(cfg, device, grad_scaler=None, data=None):
     """Builds everything a training run needs from a composed config.
 
@@ -135,8 +126,7 @@ def build_run(cfg, device, grad_scaler=None, data=None):
         (its :class:`~pyro_vsc.train.step.ObjectiveStep`).
     """
     data = instantiate(cfg.data) if data is None else data
-    model = instantiate(cfg.model.module, prior=instantiate(cfg.prior)).to(device)
-    guide = build_guide(cfg.guide, model).to(device)
+    model, guide = build_model_and_guide(cfg, device)
     elbo = instantiate(cfg.elbo)
     objective = Objective.from_config(cfg, model, guide)
     step = ObjectiveStep(elbo, model, guide, objective.kl_weights, grad_scaler=grad_scaler,
@@ -180,19 +170,6 @@ def build_optimizers(cfg, model, guide, steps_per_epoch):
     return optimizers
 
 
-#: Settings that may change when a run is resumed: they do not affect its numbers.
-RESUMABLE_CHANGES = {"resume", "run_dir", "progress", "log_every", "session_epochs", "device",
-                     "checkpoint_every", "checkpoint_every_seconds", "on_divergence",
-                     "max_skipped_steps", "deterministic", "capture", "loggers"}
-
-
-def _flatten(node, prefix=""):
-    if isinstance(node, dict):
-        return {k: v for key, value in node.items()
-                for k, v in _flatten(value, f"{prefix}{key}.").items()}
-    return {prefix[:-1]: node}
-
-
 def save_config(cfg, run_dir):
     """Writes the resolved config into the run folder, or checks it against the saved one.
 
@@ -202,8 +179,8 @@ def save_config(cfg, run_dir):
     path = Path(run_dir) / CONFIG_NAME
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if path.exists():
-        saved = _flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
-        current = _flatten(resolved)
+        saved = flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+        current = flatten(resolved)
         changed = sorted(key for key in saved.keys() | current.keys()
                          if key.split(".")[0] not in RESUMABLE_CHANGES
                          and saved.get(key) != current.get(key))
@@ -311,7 +288,8 @@ def build_trainer(cfg, context):
     return Trainer(model=model, guide=guide, objective=built["step"], optimizers=optimizers,
                    batches=batches, epochs=cfg.epochs, validate=lambda: validation(objective, val),
                    callbacks=build_callbacks(cfg, objective, val, run_dir, isinstance(data, tuple)),
-                   checkpoints=Checkpointer(run_dir, cfg.checkpoint_every, cfg.checkpoint_every_seconds, context),
+                   checkpoints=Checkpointer(run_dir, cfg.checkpoint_every, cfg.checkpoint_every_seconds, context,
+                                            config=OmegaConf.to_container(cfg, resolve=True)),
                    divergence=divergence_policy(cfg.on_divergence, cfg.max_skipped_steps),
                    log_every=cfg.log_every, session_epochs=cfg.session_epochs, context=context)
 
@@ -375,10 +353,18 @@ EXIT_DIVERGED = 3
 EXIT_WRITE_FAILED = 4
 
 
-def run_command(cfg):
+def run_command(cfg, overrides=None):
     """:func:`train` for the command line: returns the exit status and reports an expected
-    failure (bad input, divergence, signal, failed write) as one line on stderr."""
+    failure (bad input, divergence, signal, failed write) as one line on stderr.
+
+    :param overrides: the command line's overrides; with ``resume=<folder>`` the run continues
+        with its saved config and only these settings are compared with it
+        (:func:`~pyro_vsc.resume.resumed_config`). ``None`` compares every setting of ``cfg``.
+    """
     try:
+        if cfg.resume and overrides is not None:
+            with _preparing():
+                cfg = resumed_config(cfg, overrides)
         train(cfg)
     except TrainingDiverged as error:
         status, line = EXIT_DIVERGED, f"error: {error}"
@@ -400,7 +386,7 @@ def run_command(cfg):
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):
-    status = run_command(cfg)
+    status = run_command(cfg, overrides=HydraConfig.get().overrides.task)
     if status == EXIT_DIVERGED and HydraConfig.get().mode == RunMode.MULTIRUN:
         # a sweep measures every run: this one is recorded as diverged (its metrics.jsonl ends
         # with a "diverged" record, reported as NaN), the next jobs still run
@@ -410,19 +396,22 @@ def main(cfg: DictConfig):
         sys.exit(status)
 
 
-def worker_config(argv):
-    """The config of a torchrun process other than rank 0: the command line's overrides composed
-    without Hydra's run folder and logging (``hydra.*`` overrides only concern those)."""
+def worker_overrides(argv):
+    """The overrides of a torchrun process other than rank 0: the command line's, without those
+    of Hydra's run folder and logging (``hydra.*`` overrides only concern those)."""
     if any(arg in ("-m", "--multirun") for arg in argv):
         raise ValueError("Hydra multirun cannot be combined with torchrun; launch one torchrun per "
                          "run (e.g. the submitit launcher's tasks_per_node)")
-    overrides = [arg for arg in argv if not arg.startswith(("hydra.", "hydra/", "-"))]
-    with hydra.initialize_config_module(config_module="pyro_vsc.conf", version_base="1.3"):
-        return hydra.compose(config_name="config", overrides=overrides)
+    return [arg for arg in argv if not arg.startswith(("hydra.", "hydra/", "-"))]
+
+
+def worker_config(argv):
+    """The config of a torchrun process other than rank 0, composed without Hydra's app."""
+    return compose_config(worker_overrides(argv))
 
 
 if __name__ == "__main__":
     if int(os.environ.get("RANK", "0")) > 0:
-        sys.exit(run_command(worker_config(sys.argv[1:])))
+        sys.exit(run_command(worker_config(sys.argv[1:]), overrides=worker_overrides(sys.argv[1:])))
     else:
         main()

@@ -7,7 +7,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from pyro_vsc.run import build_guide, build_optimizers, runtime_settings, wrap_networks
+from pyro_vsc.build import build_guide
+from pyro_vsc.run import build_optimizers, runtime_settings, wrap_networks
 from pyro_vsc.train.capture import CapturedProgram
 from pyro_vsc.train.distributed import DistributedContext
 from pyro_vsc.train.step import ObjectiveStep

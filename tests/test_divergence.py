@@ -11,7 +11,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from pyro_vsc.run import build_guide, build_optimizers, runtime_settings, train
+from pyro_vsc.build import build_guide
+from pyro_vsc.run import build_optimizers, runtime_settings, train
 from pyro_vsc.train.checkpoint import load
 from pyro_vsc.train.divergence import DivergenceMonitor, TrainingDiverged
 from pyro_vsc.train.divergence_policy import SkipDivergentBatches

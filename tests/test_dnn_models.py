@@ -10,7 +10,8 @@ from hydra.utils import instantiate
 from pyro import poutine
 
 from pyro_vsc.metrics import multi_information
-from pyro_vsc.run import build_guide, build_optimizers, wrap_networks
+from pyro_vsc.build import build_guide
+from pyro_vsc.run import build_optimizers, wrap_networks
 from pyro_vsc.train.distributed import DistributedContext
 from pyro_vsc.train.objective import Objective
 from pyro_vsc.train.optimizer_set import OptimizerSet

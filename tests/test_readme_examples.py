@@ -34,3 +34,12 @@ def test_the_annealed_prior_of_writing_your_own_prior_trains_with_and_without_ca
     steps = load(tmp_path / "True" / "checkpoint.pt")["step"]
     calls = load(tmp_path / "True" / "checkpoint.pt")["model"]["prior.calls"]
     assert int(calls) == steps == 12  # one call per training step, none during validation
+
+
+def test_the_load_run_example_runs_on_a_trained_run(tmp_path):
+    run_dir = tmp_path / "run"
+    train(compose_config([*TINY_LINEAR, "epochs=1", "model.backbone.hidden=[64,64]", f"run_dir={run_dir}"]))
+    scope = {"run_dir": run_dir}
+    exec(readme_example("load_run"), scope)  # noqa: S102 (the README's own code)
+    assert scope["codes"].shape == (100, 256) and scope["reconstructions"].shape == (100, 256)
+    assert scope["dictionary"].shape == (256, 256)

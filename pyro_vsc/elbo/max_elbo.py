@@ -52,6 +52,35 @@ class ParticleELBO:
     guide_traces: list = field(repr=False)
     particle_dim: int = field(repr=False)
     model_traces: list = field(repr=False, default_factory=list)
+    local_sites: tuple = field(repr=False, default=())
+
+    def breakdown(self):
+        r"""What moves in the loss, per data point, for the particles the loss keeps (eq. 9),
+        averaged over data points: ``recon``, the likelihood term without its normalising
+        constant (:math:`\|x - f(z)\|^2/(2\sigma^2)` for the Gaussian likelihoods here, the
+        per-pixel MSE when σ² = D/2, the default), and ``kl``, the weighted KL terms (β of
+        eq. 5). With ``constant`` (the likelihood's normalising constant, about 857 for 16×16
+        patches) they add up to the loss per data point (sites outside the data plate aside).
+        The constant is known for likelihoods that define ``log_normalizer``
+        (:class:`~pyro_vsc.distributions.IsotropicNormal`); for others it is 0 and ``recon`` is
+        the whole negative log-likelihood.
+
+        :returns: dict of 0-dim tensors ``recon``, ``kl``, ``constant``.
+        """
+        points = torch.arange(self.local.shape[1], device=self.local.device)
+        data, latent, normalizer = 0.0, 0.0, 0.0
+        observed = {name for name, site in self.model_traces[0].nodes.items()
+                    if site["type"] == "sample" and site["is_observed"]}
+        for name in self.local_sites:
+            term = self.site_terms[name][self.best, points].mean()
+            if name in observed:
+                data = data + term
+                site = self.model_traces[0].nodes[name]
+                normalizer = normalizer + getattr(site["fn"], "log_normalizer", 0.0) * site["scale"]
+            else:
+                latent = latent + term
+        normalizer = torch.as_tensor(normalizer, dtype=self.local.dtype, device=self.local.device)
+        return {"recon": normalizer - data, "kl": -latent, "constant": -normalizer}
 
     def values(self, name):
         """The guide's values at site ``name`` with the particle dim first: (J, N, ...)."""
@@ -190,7 +219,7 @@ class MaxELBO(ELBO):
 
         :rtype: ParticleELBO
         """
-        site_terms, guide_traces, model_traces, locals_, globals_ = {}, [], [], [], []
+        site_terms, guide_traces, model_traces, locals_, globals_, local_sites = {}, [], [], [], [], {}
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
             guide_traces.append(guide_trace)
             model_traces.append(model_trace)
@@ -201,6 +230,8 @@ class MaxELBO(ELBO):
                 term, is_local = self._particles_by_datapoints(term, site)
                 site_terms.setdefault(name, []).append(term)
                 (local if is_local else global_).append(term)
+                if is_local:
+                    local_sites[name] = None
             if not local:
                 raise ValueError(f"no site of the model or guide lies in the data plate "
                                  f"'{self.data_plate}'; MaxELBO selects particles per data point")
@@ -218,7 +249,7 @@ class MaxELBO(ELBO):
         return ParticleELBO(local=local, global_terms=global_terms, site_terms=site_terms,
                             best=best, loss=loss, guide_traces=guide_traces,
                             particle_dim=-self.max_plate_nesting if vectorized else None,
-                            model_traces=model_traces)
+                            model_traces=model_traces, local_sites=tuple(local_sites))
 
     def unweighted_latent_terms(self, particles):
         """The latent sites' terms of an evaluation without their scales (KL weights β,

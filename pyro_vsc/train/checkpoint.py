@@ -18,6 +18,8 @@ except ImportError:  # NumPy 1.x
     from numpy.core.multiarray import _reconstruct
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The run's resolved config, next to its checkpoint (which holds it too).
+CONFIG_NAME = "config.yaml"
 #: A file created and removed at the start of a run to prove the folder is writable.
 WRITE_PROBE_NAME = ".write_probe"
 #: The process's file-creation mask (read once: ``os.umask`` can only be read by setting it).

@@ -31,11 +31,14 @@ class Checkpointer:
     :param every_seconds: also write when this many seconds have passed since the last
         checkpoint (``None``: no time limit).
     :param context: a :class:`~pyro_vsc.train.distributed.DistributedContext`.
+    :param dict config: the run's resolved config (plain data), stored in every checkpoint under
+        ``config`` so that the file alone describes the run (:func:`pyro_vsc.load_run`).
     """
 
-    def __init__(self, run_dir, every_steps=None, every_seconds=None, context=None):
+    def __init__(self, run_dir, every_steps=None, every_seconds=None, context=None, config=None):
         self.run_dir = Path(run_dir)
         self.every_steps, self.every_seconds = every_steps, every_seconds
+        self.config = config
         self.context = context or DistributedContext()
         self.saved_at = None  # (epoch, batch, step) of the last checkpoint on disk
         self._last_save = time.monotonic()
@@ -77,6 +80,8 @@ class Checkpointer:
         """Writes ``state`` (rank 0); a failed write stops the run and keeps the previous
         checkpoint (a run that cannot save would otherwise lose all its work silently)."""
         if self.context.is_main:
+            if self.config is not None:
+                state = {**state, "config": self.config}
             try:
                 save_atomic(state, self.path)
             except OSError as error:

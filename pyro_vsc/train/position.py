@@ -23,6 +23,8 @@ class TrainingPosition:
     :ivar int batch: batches of the current epoch done.
     :ivar int skipped_steps: batches skipped by the divergence policy, in the whole run.
     :ivar epoch_loss: sum of the losses of the current epoch's applied steps (device), or ``None``.
+    :ivar epoch_breakdown: their sums of what moves in the loss (name → device tensor: ``recon``,
+        ``kl``, ``constant``, see :meth:`~pyro_vsc.elbo.max_elbo.ParticleELBO.breakdown`).
     :ivar int epoch_skipped: batches of the current epoch skipped.
     :ivar float epoch_seconds: training time of the current epoch so far.
     """
@@ -32,6 +34,7 @@ class TrainingPosition:
     batch: int = 0
     skipped_steps: int = 0
     epoch_loss: torch.Tensor = field(default=None, repr=False)
+    epoch_breakdown: dict = field(default_factory=dict, repr=False)
     epoch_skipped: int = 0
     epoch_seconds: float = 0.0
 
@@ -40,8 +43,12 @@ class TrainingPosition:
         """Steps of the current epoch whose update was applied."""
         return self.batch - self.epoch_skipped
 
-    def add_loss(self, loss):
+    def add_loss(self, loss, breakdown=None):
+        """Adds an applied step's loss (and its breakdown) to the epoch's sums (on the device)."""
         self.epoch_loss = loss if self.epoch_loss is None else self.epoch_loss + loss
+        for name, value in (breakdown or {}).items():
+            total = self.epoch_breakdown.get(name)
+            self.epoch_breakdown[name] = value if total is None else total + value
 
     def skipped(self):
         """Counts a skipped batch: the step counter moves on, the training state does not."""
@@ -53,6 +60,7 @@ class TrainingPosition:
         """The current epoch is complete."""
         self.epoch += 1
         self.batch, self.epoch_loss, self.epoch_skipped, self.epoch_seconds = 0, None, 0, 0.0
+        self.epoch_breakdown = {}
 
     def describe(self, step=None, batch=None, steps=None):
         """'step k (epoch e, batch b of n)'; defaults to the current position."""
@@ -65,10 +73,10 @@ class TrainingPosition:
                 "skipped_steps": self.skipped_steps, "epoch_skipped": self.epoch_skipped,
                 "epoch_seconds": self.epoch_seconds}
 
-    def load_state_dict(self, state, epoch_loss=None):
+    def load_state_dict(self, state, epoch_loss=None, epoch_breakdown=None):
         self.next_epoch()
         self.epoch, self.step = state["epoch"], state["step"]
         self.batch, self.skipped_steps = state.get("batch", 0), state.get("skipped_steps", 0)
         if self.batch:
-            self.epoch_loss = epoch_loss
+            self.epoch_loss, self.epoch_breakdown = epoch_loss, dict(epoch_breakdown or {})
             self.epoch_skipped, self.epoch_seconds = state["epoch_skipped"], state["epoch_seconds"]

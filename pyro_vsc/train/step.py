@@ -77,7 +77,7 @@ class ObjectiveStep:
         self.model = self.model_sites(self.weights(model))
         self.guide = self.guide_sites(self.recorder(self.weights(guide)))
         self.grad_scaler = grad_scaler
-        self.site_terms = {}
+        self.site_terms, self.breakdown = {}, {}
         self._sites_checked = False
         self._latent = None
         # ELBOs without a differentiable loss (RenyiELBO) backpropagate inside loss_and_grads.
@@ -130,19 +130,22 @@ class ObjectiveStep:
         return loss
 
     def terms(self, x):
-        """``(loss, site_terms, latent)`` of batch ``x``, evaluated by the Pyro program: the
-        per-data-point loss (differentiable), the detached ELBO terms per site (empty for ELBOs
-        without :meth:`~pyro_vsc.elbo.MaxELBO.particle_elbo`) and the detached latent codes."""
+        """``(loss, site_terms, latent, breakdown)`` of batch ``x``, evaluated by the Pyro
+        program: the per-data-point loss (differentiable), the detached ELBO terms per site, the
+        detached latent codes, and what moves in the loss (``recon``, ``kl``, ``constant`` per
+        data point, :meth:`~pyro_vsc.elbo.max_elbo.ParticleELBO.breakdown`); site terms and
+        breakdown are empty for ELBOs without :meth:`~pyro_vsc.elbo.MaxELBO.particle_elbo`."""
         if hasattr(self.elbo, "particle_elbo"):
             particles = self.elbo.particle_elbo(self.model, self.guide, x)
             site_terms = {name: term.detach() for name, term in particles.site_terms.items()}
+            breakdown = {name: value.detach() for name, value in particles.breakdown().items()}
             loss = particles.loss
         else:
-            site_terms, loss = {}, self.elbo.differentiable_loss(self.model, self.guide, x)
-        return loss / x.shape[0], site_terms, self.recorder.value
+            site_terms, breakdown, loss = {}, {}, self.elbo.differentiable_loss(self.model, self.guide, x)
+        return loss / x.shape[0], site_terms, self.recorder.value, breakdown
 
     def _differentiable(self, x, params):
-        loss, self.site_terms, self._latent = self._terms(x)
+        loss, self.site_terms, self._latent, self.breakdown = self._terms(x)
         (loss if self.grad_scaler is None else self.grad_scaler.scale(loss)).backward()
         return loss.detach()
 

@@ -132,6 +132,8 @@ class Trainer:
                 **self.optimizers.state_dict(),
                 "process_rng": self.context.gather(rng_state()),
                 "process_epoch_loss": self.context.gather(None if loss is None else loss.cpu()),
+                "process_epoch_breakdown": self.context.gather(
+                    {name: value.cpu() for name, value in self.position.epoch_breakdown.items()}),
                 "history": self.history,
                 "callbacks": self.callbacks.state_dict()}
 
@@ -141,12 +143,14 @@ class Trainer:
         self.objective.load_state_dict(state.get("objective", {}))
         self.optimizers.load_state_dict(state)
         same_processes = self._restore_rng(state.get("process_rng") or [state["rng"]])
-        loss = None
+        loss, breakdown = None, {}
         if state.get("batch"):
-            losses = state["process_epoch_loss"]
-            loss = losses[self.context.rank if same_processes else 0]
+            process = self.context.rank if same_processes else 0
+            loss = state["process_epoch_loss"][process]
             loss = None if loss is None else loss.to(self.context.device)
-        self.position.load_state_dict(state, epoch_loss=loss)
+            breakdown = (state.get("process_epoch_breakdown") or [{}] * (process + 1))[process]
+            breakdown = {name: value.to(self.context.device) for name, value in breakdown.items()}
+        self.position.load_state_dict(state, epoch_loss=loss, epoch_breakdown=breakdown)
         self.history = state["history"]
         self.callbacks.load_state_dict(state.get("callbacks", {}))
 
@@ -234,8 +238,7 @@ class Trainer:
         return time.perf_counter()
 
     def run_epoch(self):
-        """Trains the rest of the current epoch; returns the training loss averaged over steps and
-        processes (NaN if every step was skipped)."""
+        """Trains the rest of the current epoch; returns its :meth:`training_metrics`."""
         steps, position = len(self.batches), self.position
         started = time.perf_counter()
         self.callbacks.on_train_epoch_start(self)
@@ -244,7 +247,7 @@ class Trainer:
                 loss = self.train_step(x)
                 position.batch += 1
                 if loss is not None:
-                    position.add_loss(loss)
+                    position.add_loss(loss, self.objective.breakdown)
                 at_log = position.batch % self.log_every == 0 or position.batch == steps
                 if at_log:
                     self.divergence.check(self)
@@ -263,16 +266,32 @@ class Trainer:
             self._pause(started)
             self._interrupted(self.signals.received)
         position.epoch_seconds += time.perf_counter() - started
-        if position.epoch_loss is None:
-            return float("nan")
-        return float(self.context.mean(position.epoch_loss)) / position.epoch_applied
+        return self.training_metrics()
 
-    def epoch_record(self, train_loss):
+    def training_metrics(self):
+        """The epoch's training loss (exact: the negative ELBO per data point) and, where the
+        objective breaks it down, what moves in it: ``train_loss_without_constant`` (the loss
+        without the likelihood's normalising constant), ``train_recon`` and ``train_kl`` (see
+        :meth:`~pyro_vsc.elbo.max_elbo.ParticleELBO.breakdown`); averages over the epoch's
+        applied steps and processes (NaN if every step was skipped)."""
+        position = self.position
+        if position.epoch_loss is None:
+            return {"train_loss": float("nan")}
+        applied = position.epoch_applied
+        metrics = {"train_loss": float(self.context.mean(position.epoch_loss)) / applied}
+        parts = {name: float(self.context.mean(total)) / applied
+                 for name, total in sorted(position.epoch_breakdown.items())}
+        if parts:
+            metrics["train_loss_without_constant"] = parts["recon"] + parts["kl"]
+            metrics.update(train_recon=parts["recon"], train_kl=parts["kl"])
+        return metrics
+
+    def epoch_record(self, training_metrics):
         """The epoch's metrics record: validated on rank 0, sent to every process."""
         record = None
         if self.context.is_main:
             seconds = self.position.epoch_seconds
-            record = {"epoch": self.position.epoch + 1, "step": self.position.step, "train_loss": train_loss,
+            record = {"epoch": self.position.epoch + 1, "step": self.position.step, **training_metrics,
                       "skipped_steps": self.position.epoch_skipped, "seconds": seconds,
                       "steps_per_second": len(self.batches) / seconds}
             if self.validate is not None:
@@ -301,10 +320,10 @@ class Trainer:
                 while self.position.epoch < stop and self.stop_reason is None:
                     self.model.train()
                     self.guide.train()
-                    train_loss = self.run_epoch()
+                    training_metrics = self.run_epoch()
                     self.model.eval()
                     self.guide.eval()
-                    record = self.epoch_record(train_loss)
+                    record = self.epoch_record(training_metrics)
                     self.callbacks.on_validation_end(self, record)
                     self.history.append(record)
                     self.position.next_epoch()

@@ -57,7 +57,8 @@ class ImageFigures(Callback):
                         title=f"epoch {record['epoch']}: MSE {record['val_mse']:.4g}, "
                               f"{record['val_nonzero_pct']:.1f}% non-zero")
         plot_training_curves(trainer.history, self.run_dir / "training_curves.png",
-                             keys=("train_loss", "val_mse", "val_nonzero_pct", "val_multi_information"))
+                             keys=(("train_loss_without_constant", "train_loss"), "train_kl", "val_mse",
+                                   "val_nonzero_pct", "val_multi_information"))
         if trainer.position.epoch == trainer.epochs:
             images, latents = [], []
             for batch, chosen in encode_batches(self.objective, self.val):
