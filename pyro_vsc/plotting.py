@@ -42,12 +42,13 @@ def dictionary_order(dictionary):
     return torch.as_tensor(dictionary).norm(dim=0).argsort(descending=True)
 
 
-def plot_dictionary(dictionary, path, patch_shape=None, title=None, columns=None):
+def plot_dictionary(dictionary, path, patch_shape=None, title=None, columns=None, width=8.0, dpi=120):
     """Saves the columns of a dictionary (D, K) as tiles sorted by norm (Fig. 3, Figs. 10-17).
 
     :param patch_shape: shape of one atom, e.g. (16, 16) or (3, 64, 64); default: square gray
         tiles when D is a square, otherwise each atom is one column of D pixels, side by side
         (the sorted dictionary as a matrix, for vectors that are not square patches).
+    :param float width: the figure's width in inches (× ``dpi`` pixels).
     """
     dictionary = torch.as_tensor(_as_numpy(dictionary))
     atoms = dictionary[:, dictionary_order(dictionary)].T
@@ -58,15 +59,15 @@ def plot_dictionary(dictionary, path, patch_shape=None, title=None, columns=None
         else:
             patch_shape, columns = (dictionary.shape[0], 1), columns or dictionary.shape[1]
     grid = tile_images(atoms.reshape(-1, *patch_shape), columns=columns)
-    fig, ax = plt.subplots(figsize=(8, 8 * grid.shape[0] / grid.shape[1]))
+    fig, ax = plt.subplots(figsize=(width, width * grid.shape[0] / grid.shape[1]))
     if grid.ndim == 3:
         ax.imshow((grid + 1) / 2)
     else:
         ax.imshow(grid, cmap="gray", vmin=-1, vmax=1)
     ax.set_axis_off()
     if title:
-        ax.set_title(title)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+        ax.set_title(title, fontsize=min(12, 2 * width))
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 

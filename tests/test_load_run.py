@@ -151,3 +151,13 @@ def test_epoch_records_and_curves_show_what_moves(linear_run):
         128 * math.log(2 * math.pi * 128), rel=1e-5)
     assert record["train_loss_without_constant"] == pytest.approx(record["train_recon"] + record["train_kl"])
     assert 0 < record["train_recon"] < 2 and record["train_kl"] > 0
+
+
+def test_the_readme_dictionary_figure_is_drawn_from_a_run(linear_run, tmp_path):
+    from pyro_vsc.dictionary_figure import main
+
+    main([str(linear_run), str(tmp_path / "dictionary.png"), "--width", "3", "--dpi", "50"])
+    from PIL import Image
+
+    width, height = Image.open(tmp_path / "dictionary.png").size
+    assert 100 < width <= 200 and height > 100  # about 3 × 50 pixels wide, the title included
