@@ -248,12 +248,12 @@ def test_distinct_parameter_evaluation_narrows_broadcast_dims():
     q = ThresholdedLaplace(torch.randn(*BATCH), torch.rand(*BATCH) + 0.1,
                            torch.rand(PARTICLES, *BATCH))
     p = ThresholdedLaplace(0.0, 0.1, 0.25).expand((PARTICLES, *BATCH))
-    kl = kl_module._on_distinct_parameters(formula, q, p, ("loc", "scale"))
+    kl = kl_module._on_compact_parameters(formula, q, p, ("loc", "scale"))
     # thresholded laws give their parameters as constructed, before broadcasting and expansion
     assert seen == [torch.Size(BATCH)] and kl.shape == (PARTICLES, *BATCH)
     # other laws: the particle dim, broadcast in every parameter, is narrowed to size 1
     seen.clear()
     q = dist.Laplace(torch.randn(*BATCH), torch.rand(*BATCH) + 0.1).expand((PARTICLES, *BATCH))
     p = dist.Laplace(0.0, 0.1).expand((PARTICLES, *BATCH))
-    kl = kl_module._on_distinct_parameters(formula, q, p, ("loc", "scale"))
+    kl = kl_module._on_compact_parameters(formula, q, p, ("loc", "scale"))
     assert seen == [torch.Size([1, *BATCH])] and kl.shape == (PARTICLES, *BATCH)

@@ -12,9 +12,8 @@ estimates it for both families.
 
 With J vectorized particles Pyro hands the KL distributions expanded along the particle
 dimension, with the same parameters for every particle. Every KL here is evaluated on the
-parameters with such broadcast (stride-0) dimensions removed and expanded afterwards
-(:func:`_on_distinct_parameters`): the same values and gradients, computed once per data point
-instead of once per particle. The Gamma, Normal and Laplace KLs of Pyro's own classes (the
+compact parameters (:mod:`pyro_vsc.distributions.compact`) and broadcast afterwards: the same
+values and gradients, computed once per data point instead of once per particle. The Gamma, Normal and Laplace KLs of Pyro's own classes (the
 threshold posterior and the Gaussian and Laplacian baselines) are registered the same way.
 """
 
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import kl_divergence, register_kl
 
+from .compact import broadcast_to_batch, compact_parameters
 from .spike_slab import ConcreteSpikeSlab
 from .thresholded_laplace import ThresholdedLaplace
 from .thresholded_normal import ThresholdedNormal
@@ -64,47 +64,24 @@ def bernoulli_kl(q_logits, p_logits):
             + (1 - q_probs) * (F.logsigmoid(-q_logits) - F.logsigmoid(-p_logits)))
 
 
-def _on_distinct_parameters(formula, q, p, names):
-    """``formula(q.a, q.b, ..., p.a, p.b, ...)`` computed once per distinct parameter value.
-
-    Thresholded distributions give their parameters as they were before broadcasting and
-    expansion (:func:`_compact`); of other distributions, dimensions along which every parameter
-    is broadcast (stride 0, e.g. the particle plate's expansion) are narrowed to size 1. The
-    result is expanded to the batch shape at the end. Values and gradients are those of the
-    formula on the full tensors.
-    """
-    batch_shape = torch.broadcast_shapes(q.batch_shape, p.batch_shape)
-    tensors = [_compact(d, name) for d in (q, p) for name in names]
-    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
-    tensors = [t.expand(shape) for t in tensors]
-    narrowed = tuple(slice(0, 1) if size > 1 and all(t.stride(dim) == 0 for t in tensors)
-                     else slice(None) for dim, size in enumerate(shape))
-    return formula(*(t[narrowed] for t in tensors)).expand(batch_shape)
-
-
-def _compact(distribution, name):
-    """The parameter ``name`` before broadcasting and expansion where the distribution keeps it
-    (:attr:`ThresholdedDistribution.compact_params`), else the attribute itself."""
-    compact = getattr(distribution, "compact_params", None)
-    if compact is not None and name in COMPACT_NAMES:
-        return compact[COMPACT_NAMES.index(name)]
-    return getattr(distribution, name)
-
-
-#: Order of :attr:`ThresholdedDistribution.compact_params`.
-COMPACT_NAMES = ("loc", "scale", "threshold")
+def _on_compact_parameters(formula, q, p, names):
+    """``formula(q.a, q.b, ..., p.a, p.b, ...)`` on the compact parameters of ``q`` and ``p``
+    (:func:`~pyro_vsc.distributions.compact.compact_parameters`), broadcast to their batch shape:
+    the values and gradients of the formula on the full tensors, each distinct value once."""
+    result = formula(*compact_parameters(q, names), *compact_parameters(p, names))
+    return broadcast_to_batch(result, torch.broadcast_shapes(q.batch_shape, p.batch_shape))
 
 
 @register_kl(ThresholdedLaplace, ThresholdedLaplace)
 def _kl_thresholded_laplace(q, p):
     """Paper's KL (Appendix B): KL of the base Laplace distributions."""
-    return _on_distinct_parameters(laplace_kl, q, p, ("loc", "scale"))
+    return _on_compact_parameters(laplace_kl, q, p, ("loc", "scale"))
 
 
 @register_kl(ThresholdedNormal, ThresholdedNormal)
 def _kl_thresholded_normal(q, p):
     """Paper's KL (Appendix B): KL of the base Normal distributions."""
-    return _on_distinct_parameters(normal_kl, q, p, ("loc", "scale"))
+    return _on_compact_parameters(normal_kl, q, p, ("loc", "scale"))
 
 
 def _spike_slab_kl(q_logits, q_loc, q_scale, p_logits, p_loc, p_scale):
@@ -119,23 +96,23 @@ def _kl_spike_slab(q, p):
     .. math:: \mathrm{KL}(\mathrm{Bern}(\pi_q)\|\mathrm{Bern}(\pi_p))
               + \pi_q\,\mathrm{KL}(\mathcal N(\mu_q,\sigma_q^2)\|\mathcal N(\mu_p,\sigma_p^2)).
     """
-    return _on_distinct_parameters(_spike_slab_kl, q, p, ("logits", "loc", "scale"))
+    return _on_compact_parameters(_spike_slab_kl, q, p, ("logits", "loc", "scale"))
 
 
 @register_kl(dist.Gamma, dist.Gamma)
 def _kl_gamma(q, p):
     """Gamma KL of the threshold posterior (§3.2), once per distinct parameter value."""
-    return _on_distinct_parameters(gamma_kl, q, p, ("concentration", "rate"))
+    return _on_compact_parameters(gamma_kl, q, p, ("concentration", "rate"))
 
 
 @register_kl(dist.Normal, dist.Normal)
 def _kl_normal(q, p):
-    return _on_distinct_parameters(normal_kl, q, p, ("loc", "scale"))
+    return _on_compact_parameters(normal_kl, q, p, ("loc", "scale"))
 
 
 @register_kl(dist.Laplace, dist.Laplace)
 def _kl_laplace(q, p):
-    return _on_distinct_parameters(laplace_kl, q, p, ("loc", "scale"))
+    return _on_compact_parameters(laplace_kl, q, p, ("loc", "scale"))
 
 
 def thresholded_laplace_exact_kl(q, p):
