@@ -41,6 +41,7 @@ import numpy as np
 import pyro
 import torch
 
+from pyro_vsc.devices import select_device
 from pyro_vsc.evaluation.consistency import PAPER_CONSISTENCY_SAMPLES, guide_support_consistency
 from pyro_vsc.evaluation.figures import jaccard_histogram_counts, plot_jaccard_histogram, plot_snr_bars
 from pyro_vsc.evaluation.gradient_snr import PAPER_SNR_SAMPLES, gradient_snr
@@ -71,7 +72,6 @@ from pyro_vsc.metrics import (
     posterior_collapse,
 )
 from pyro_vsc.plotting import plot_dictionary
-from pyro_vsc.run import select_device
 from pyro_vsc.train.checkpoint import write_text_atomic
 from pyro_vsc.train.validation import select_codes
 
