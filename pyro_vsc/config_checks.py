@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from pyro_vsc.data.dimension import data_dimension
-from pyro_vsc.train.distributed import select_device
+from pyro_vsc.devices import select_device
 from pyro_vsc.train.divergence_policy import POLICIES
 
 #: Top-level integer settings and their smallest accepted value.

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from pyro_vsc.devices import select_device
 from pyro_vsc.evaluation.methods import method_label
 from pyro_vsc.evaluation.trained_run import find_run_folders, read_history
 from pyro_vsc.image_plots import plot_attribute_entries, plot_image_dictionary, plot_image_rows, plot_sweep
@@ -34,7 +35,6 @@ from pyro_vsc.metrics.fid import FIDUnavailable, frechet_inception_distance
 from pyro_vsc.resolvers import register_resolvers
 from pyro_vsc.trained import load_run
 from pyro_vsc.train.batches import OrderedBatches
-from pyro_vsc.train.distributed import select_device
 from pyro_vsc.train.validation import select_codes
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,11 @@ from omegaconf import OmegaConf
 from pyro_vsc.config import compose_config
 from pyro_vsc.train.checkpoint import CONFIG_NAME
 
-#: Settings that may change when a run is resumed: they do not affect its numbers.
+#: Settings that may change when a run is resumed: they do not affect its numbers (``method``
+#: names the run in reports; folders saved before configs had it resume without it).
 RESUMABLE_CHANGES = {"resume", "run_dir", "progress", "log_every", "session_epochs", "device",
                      "checkpoint_every", "checkpoint_every_seconds", "on_divergence",
-                     "max_skipped_steps", "deterministic", "capture", "loggers"}
+                     "max_skipped_steps", "deterministic", "capture", "loggers", "method"}
 
 
 def flatten(node, prefix=""):

@@ -42,7 +42,6 @@ from pyro_vsc.train.callbacks.tensorboard_logger import TensorBoardLogger
 from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, RunFolderWriteError, prepare_run_folder
 from pyro_vsc.train.checkpointing import Checkpointer
 from pyro_vsc.train.distributed import DistributedContext, route_calls
-from pyro_vsc.train.distributed import select_device  # noqa: F401  (part of this module's API)
 from pyro_vsc.train.divergence import TrainingDiverged
 from pyro_vsc.train.divergence_policy import divergence_policy
 from pyro_vsc.train.global_batchnorm import synchronise_batchnorm

@@ -16,9 +16,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from pyro_vsc.build import build_model_and_guide
+from pyro_vsc.devices import select_device
 from pyro_vsc.resolvers import register_resolvers
 from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, load
-from pyro_vsc.train.distributed import select_device
 from pyro_vsc.train.objective import Objective
 from pyro_vsc.train.validation import select_codes
 
