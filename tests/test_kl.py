@@ -19,6 +19,7 @@ from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from torch.distributions import kl_divergence, register_kl
 
 from pyro_vsc.distributions import kl as kl_module
+from pyro_vsc.run import _flushes_denormals
 from pyro_vsc.distributions import (
     ConcreteSpikeSlab,
     ThresholdedLaplace,
@@ -74,6 +75,31 @@ def test_closed_forms_match_appendix_b_with_zero_mean_prior():
     sigma, sigma0 = b, torch.tensor(0.1 ** 0.5)
     expected = 0.5 * (mu ** 2 + sigma ** 2) / sigma0 ** 2 + torch.log(sigma0 / sigma) - 0.5
     torch.testing.assert_close(normal_kl(mu, sigma, torch.zeros(()), sigma0), expected)
+
+
+@pytest.mark.parametrize("log_scale", [-20.0, -46.0, -60.0, -80.0])
+@pytest.mark.parametrize("formula", [laplace_kl, normal_kl])
+def test_kls_and_their_gradients_stay_finite_for_tiny_scales(formula, log_scale):
+    """An encoder whose log-scale drifts far down (the estimator's fits saw -50 and -88 before
+    this was fixed) gets finite KLs and gradients in float32 with subnormals flushed to zero, as
+    in training, where the square of the scale underflows (below about e^-44): the KL equals its
+    float64 value, its gradient in the log-scale is -1 (d log(b_p/b_q) / d log b_q) up to
+    terms of order b_q/b_p, and in the location sign(μ)/b_p (Laplace) or μ/σ_p² (Normal)."""
+    flushing = _flushes_denormals()
+    torch.set_flush_denormal(True)
+    try:
+        loc = torch.tensor([10.0, -3.0, 0.0], requires_grad=True)
+        log_q = torch.full((3,), log_scale, requires_grad=True)
+        kl = formula(loc, log_q.exp(), torch.zeros(()), torch.tensor(0.1))
+        kl.sum().backward()
+    finally:
+        torch.set_flush_denormal(flushing)
+    exact = formula(loc.detach().double(), torch.full((3,), log_scale, dtype=torch.float64).exp(),
+                    torch.zeros((), dtype=torch.float64), torch.tensor(0.1, dtype=torch.float64))
+    torch.testing.assert_close(kl.double(), exact, rtol=1e-6, atol=0)
+    torch.testing.assert_close(log_q.grad, torch.full((3,), -1.0))
+    expected_loc = (loc.detach().sign() / 0.1 if formula is laplace_kl else loc.detach() / 0.01)
+    torch.testing.assert_close(loc.grad, expected_loc)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

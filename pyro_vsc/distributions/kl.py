@@ -40,21 +40,41 @@ from .thresholded_laplace import ThresholdedLaplace
 from .thresholded_normal import ThresholdedNormal
 
 
+#: Beyond |μq - μp| / bq = 100 the exponential term of :func:`laplace_kl` is taken as 0.
+VANISHING_RATIO = 100.0
+
+
 def laplace_kl(q_loc, q_scale, p_loc, p_scale):
     r"""KL(Laplace(μq, bq) ‖ Laplace(μp, bp)) (Meyer, 2021; Appendix B with μp = 0):
 
     .. math:: \log\frac{b_p}{b_q} + \frac{|\mu_q-\mu_p|}{b_p}
               + \frac{b_q}{b_p}\exp\Big(-\frac{|\mu_q-\mu_p|}{b_q}\Big) - 1.
+
+    Written for encoders whose scale :math:`b_q` gets tiny (a log-scale below about -44 in
+    float32, where :math:`b_q^2` underflows): the log-ratio is a difference of logarithms, whose
+    gradient in :math:`b_q` is :math:`-1/b_q` (the quotient's backward pass divides by
+    :math:`b_q^2`), and the term :math:`\frac{b_q}{b_p}e^{-|\mu_q-\mu_p|/b_q}` is 0 where
+    :math:`|\mu_q-\mu_p| > 100\,b_q`. There it is below :math:`e^{-100}\,b_q/b_p`, under the
+    float64 resolution of the KL (which exceeds :math:`\log 100 > 4.6` there), and evaluating it
+    would make its gradient :math:`0\cdot\infty` = NaN.
     """
     distance = (q_loc - p_loc).abs()
-    return (torch.log(p_scale / q_scale) + distance / p_scale
-            + (q_scale / p_scale) * torch.exp(-distance / q_scale) - 1.0)
+    vanishes = distance > VANISHING_RATIO * q_scale
+    safe_scale = torch.where(vanishes, torch.ones_like(q_scale), q_scale)
+    peak = torch.where(vanishes, torch.zeros_like(q_scale),
+                       (safe_scale / p_scale) * torch.exp(-distance / safe_scale))
+    return torch.log(p_scale) - torch.log(q_scale) + distance / p_scale + peak - 1.0
 
 
 def normal_kl(q_loc, q_scale, p_loc, p_scale):
-    r"""KL(N(μq, σq²) ‖ N(μp, σp²)) (Kingma & Welling, 2014; Appendix B with μp = 0)."""
+    r"""KL(N(μq, σq²) ‖ N(μp, σp²)) (Kingma & Welling, 2014; Appendix B with μp = 0).
+
+    The log of the variance ratio is :math:`2(\log\sigma_q - \log\sigma_p)`, finite with a
+    finite gradient for scales whose square underflows (see :func:`laplace_kl`).
+    """
     variance_ratio = (q_scale / p_scale) ** 2
-    return 0.5 * (variance_ratio + ((q_loc - p_loc) / p_scale) ** 2 - 1.0 - torch.log(variance_ratio))
+    log_ratio = torch.log(q_scale) - torch.log(p_scale)
+    return 0.5 * (variance_ratio + ((q_loc - p_loc) / p_scale) ** 2 - 1.0) - log_ratio
 
 
 def gamma_kl(q_concentration, q_rate, p_concentration, p_rate):
