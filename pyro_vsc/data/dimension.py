@@ -41,7 +41,8 @@ _DIMENSIONS = {load_whitened_patches: _patches, synthetic_split: _synthetic,
 
 def data_dimension(data):
     """``(D, how the data config gives it)`` for the vector data of :data:`_DIMENSIONS`, or None
-    (image data sets, other loaders, settings that are not counts: their checks report those).
+    (image data sets, other loaders, settings that are not counts: their checks report those,
+    and a data config without ``_target_``, whose vectors are given from Python).
 
     For ``data=arrays`` this reads the header of ``data.path`` (not the data).
 
@@ -49,8 +50,11 @@ def data_dimension(data):
     :raises FileNotFoundError, ValueError: for a ``data.path`` that is missing, unreadable or
         not (N, D).
     """
+    target = data.get("_target_")
+    if target is None:  # vectors given from Python (the estimator), not loaded by the config
+        return None
     try:
-        loader = get_method(data.get("_target_"))
+        loader = get_method(target)
     except Exception:  # a target Hydra cannot import: instantiating the data reports it
         return None
     dimension = _DIMENSIONS.get(loader)

@@ -226,9 +226,10 @@ class Trainer:
 
     def _interrupted(self, signum):
         """Raises after a stop on ``signum`` (received by this or another process)."""
+        saved = ("no checkpoint was written (a run without a folder)" if self.checkpoints is None
+                 else f"the checkpoint is saved: continue with resume={self.checkpoints.run_dir}")
         raise TrainingInterrupted(
-            f"stopped by {signal.Signals(signum).name} after {self.describe_position()}; the "
-            f"checkpoint is saved: continue with resume={self.checkpoints.run_dir}", signum)
+            f"stopped by {signal.Signals(signum).name} after {self.describe_position()}; {saved}", signum)
 
     def _pause(self, started):
         """Checks divergence and writes a checkpoint inside the epoch; returns the new start time."""
