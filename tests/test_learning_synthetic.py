@@ -3,18 +3,9 @@
 import torch
 from hydra.utils import instantiate
 
+from pyro_vsc.metrics import recovered_fraction
 from pyro_vsc.run import train
 from tests.helpers import compose_config
-
-#: An atom counts as recovered when some learned atom has |cosine| > 0.9 with it.
-MATCH_COSINE = 0.9
-
-
-def recovered_fraction(learned, true):
-    """Fraction of true atoms (columns) matched by a learned atom with |cos| > MATCH_COSINE."""
-    learned = learned / learned.norm(dim=0, keepdim=True)
-    cosine = (learned.T @ true).abs()
-    return float((cosine.max(dim=0).values > MATCH_COSINE).float().mean())
 
 
 def test_thresholded_laplace_recovers_a_known_dictionary(tmp_path):

@@ -1,6 +1,7 @@
 """Evaluation metrics of §4 and Appendix C, as functions of arrays and tensors."""
 
 from .collapse import feature_collapse, posterior_collapse
+from .dictionary_recovery import MATCH_COSINE, recovered_fraction
 from .estimated_dictionary import estimate_linear_dictionary, sort_by_norm
 from .gradient_snr import GradientSNR, flatten_gradients
 from .iwae_bound import iwae_bound
@@ -11,6 +12,7 @@ from .sparse_coding_objective import sparse_coding_objective
 from .support_consistency import active_atom_mask, support_consistency
 
 __all__ = [
+    "MATCH_COSINE",
     "MIN_PSIS_SAMPLES",
     "PAPER_BIN_EDGES",
     "GradientSNR",
@@ -25,6 +27,7 @@ __all__ = [
     "point_biserial_correlation",
     "posterior_collapse",
     "psis_khat",
+    "recovered_fraction",
     "sort_by_norm",
     "sparse_coding_objective",
     "support_consistency",
