@@ -1,14 +1,17 @@
 """pyro_vsc: Variational Sparse Coding with Learned Thresholding (Fallah & Rozell, 2022) in Pyro.
 
 The library's entry points for Python users (README, "Use it on your own data"):
-:func:`load_run` (a trained run folder → model, guide, ``encode``/``decode``). They are
-imported on first use, so that ``import pyro_vsc.distributions`` stays light.
+:func:`load_run` (a trained run folder → model, guide, ``encode``/``decode``) and
+:class:`VariationalSparseCoder` (a scikit-learn estimator; needs the ``sklearn`` extra). They
+are imported on first use, so that ``import pyro_vsc.distributions`` stays light and
+scikit-learn stays optional.
 """
 
 __version__ = "0.1.0"
 
 #: Public name → the module that defines it.
-_PUBLIC = {"load_run": "pyro_vsc.trained", "TrainedModel": "pyro_vsc.trained"}
+_PUBLIC = {"load_run": "pyro_vsc.trained", "TrainedModel": "pyro_vsc.trained",
+           "VariationalSparseCoder": "pyro_vsc.estimator"}
 
 __all__ = sorted(_PUBLIC)
 
