@@ -28,7 +28,7 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess wit
 from pyro_vsc.config import compose_config
 from pyro_vsc.config_checks import check_config
 from pyro_vsc.elbo.objectives import OBJECTIVES
-from pyro_vsc.train.distributed import select_device
+from pyro_vsc.devices import select_device
 from pyro_vsc.train.interruption import TrainingInterrupted
 
 from .training import VectorTraining
