@@ -2,6 +2,7 @@
 
 from . import kl  # noqa: F401  (registers the analytic KLs)
 from .calibration import calibrated_threshold, nonzero_fraction
+from .gamma import VectorizedGamma
 from .kl import bernoulli_kl, gamma_kl, laplace_kl, normal_kl, thresholded_laplace_exact_kl
 from .isotropic_normal import IsotropicNormal
 from .soft_threshold import shifted_soft_threshold, straight_through_threshold
@@ -17,6 +18,7 @@ __all__ = [
     "ThresholdedDistribution",
     "ThresholdedLaplace",
     "ThresholdedNormal",
+    "VectorizedGamma",
     "WarmupLaplace",
     "bernoulli_kl",
     "calibrated_threshold",
