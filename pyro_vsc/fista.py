@@ -193,7 +193,7 @@ def fista(
 
 
 def lasso_inputs(dictionary, x, lam, init=None):
-    """Checks the inputs of a LASSO solver (:func:`fista`, :func:`~pyro_vsc.working_set_lasso.working_set_lasso`).
+    """Checks the inputs of a LASSO solver (:func:`fista`, :func:`~pyro_vsc.active_set_lasso.active_set_lasso`).
 
     :returns: ``(dictionary, x, lam, codes)`` detached, ``lam`` as a tensor of x's dtype and
         device, ``codes`` a copy of ``init`` or zeros of shape (B, K).

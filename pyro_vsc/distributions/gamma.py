@@ -88,8 +88,8 @@ def _(concentration, rate, shape):
 
 
 def _sample(concentration, rate, shape):
-    # Inside the operator nothing is recorded or differentiated, so the full-size work is done
-    # in place in a few buffers (fresh large allocations cost page faults on a CPU).
+    # Inside the operator nothing is recorded or differentiated: the full-size work is done in
+    # place, in five buffers.
     dtype, device = concentration.dtype, concentration.device
     tiny = torch.finfo(dtype).tiny
     d = concentration + (1.0 - 1.0 / 3.0)  # Marsaglia & Tsang's d for α' = α + 1
@@ -107,12 +107,8 @@ def _sample(concentration, rate, shape):
     # rejected: torch's draw; α = 0 (accepted) returns at once without a draw
     redrawn = torch._standard_gamma(torch.addcmul(concentration, concentration, accepted, value=-1.0, out=y))
     log_z = torch.lerp(redrawn.log_().sub_(rate.log()), log_accepted, accepted, out=redrawn)
-    # clamped in the log domain (exp is slow where it underflows), just above the smallest normal
-    return log_z.clamp_min_(_LOG_TINY[dtype]).exp_()
-
-
-#: log of a little more than the smallest normal number, so that exp of it is normal.
-_LOG_TINY = {dtype: math.log(torch.finfo(dtype).tiny) + 1e-5 for dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
+    # clamped in the log domain (exp is slow where it underflows), 1e-5 above the smallest normal
+    return log_z.clamp_min_(math.log(tiny) + 1e-5).exp_()
 
 
 def _setup_context(ctx, inputs, output):
@@ -159,10 +155,10 @@ def relative_gradient(log_z, concentration):
 
 
 def _horner(coefficients, e):
-    """Σ_n coefficients[n]·eⁿ in one new buffer."""
+    """Σ_n coefficients[n]·eⁿ (rows of ``coefficients``) in one new buffer."""
     value = torch.addcmul(coefficients[-2], coefficients[-1], e)
-    for coefficient in reversed(coefficients[:-2]):
-        torch.addcmul(coefficient, value, e, out=value)
+    for n in range(len(coefficients) - 3, -1, -1):
+        torch.addcmul(coefficients[n], value, e, out=value)
     return value
 
 
@@ -174,27 +170,37 @@ def _factors(concentration, dtype):
     returned in ``dtype``: −log(d)/3, −k, k (e = k(y − 1)), the coefficients of
     :math:`R = \sum_n A_n e^n + t\sum_m B_m e^m` (the fitted form
     :math:`s^2[1 - 4se - s^2(P_s(e) + tL_s(e))]`, from the table's Chebyshev series in σ) and those
-    of the recurrence of α < 1 (zero weight for α ≥ 1)."""
-    table = _TABLES.get(concentration.device)
-    if table is None:
-        table = _TABLES[concentration.device] = torch.tensor(
-            (*_table.TABLE, _table.DIGAMMA), dtype=torch.float64, device=concentration.device)
-    alpha = concentration.double()
+    of the recurrence of α < 1 (zero weight for α ≥ 1). Written into one buffer: at J = 1 these
+    small operations are a good part of the gradient's cost."""
+    tables = _TABLES.get(concentration.device)
+    if tables is None:
+        tables = _TABLES[concentration.device] = (
+            torch.tensor(_table.TABLE, dtype=torch.float64, device=concentration.device),
+            torch.tensor(_table.DIGAMMA, dtype=torch.float64, device=concentration.device))
+    table, digamma = tables
+    degree, count = _table.K, _table.NP + _table.NL + 2
+    alpha = concentration.double().reshape(-1)
     below_one = (alpha < 1).double()
     d = alpha + below_one - 1.0 / 3.0  # of α' = α + [α < 1] ≥ 1, where the table applies
     s = torch.rsqrt(d)
-    angle = torch.acos((s * (2.0 / _table.S_MAX) - 1.0).clamp_(-1.0, 1.0)).reshape(1, -1)
-    degrees = torch.arange(_table.K + 1, dtype=torch.float64, device=s.device).unsqueeze(1)
-    series = (table @ torch.cos(degrees * angle)).reshape(-1, *s.shape)  # T_k(σ) = cos(k acos σ)
+    # Chebyshev polynomials T_k(σ), σ = 2s/s_max − 1, by their recurrence
+    chebyshev = alpha.new_empty(degree + 1, alpha.numel())
+    chebyshev[0] = 1.0
+    torch.mul(s, 2.0 / _table.S_MAX, out=chebyshev[1]).sub_(1.0).clamp_(-1.0, 1.0)
+    twice = 2.0 * chebyshev[1]
+    for k in range(2, degree + 1):
+        torch.mul(twice, chebyshev[k - 1], out=chebyshev[k]).sub_(chebyshev[k - 2])
+    factors = alpha.new_empty(count + 7, alpha.numel())
+    weight = torch.div(below_one, alpha, out=factors[-1])
+    torch.mul(digamma @ chebyshev, weight, out=factors[3 + count])  # (ψ(α') − log d)·[α < 1]/α
     s2 = s * s
-    coefficients = series[:-1] * -(s2 * s2)
-    coefficients[0] += s2
-    coefficients[1] -= 4.0 * s2 * s
-    k = 0.375 / s
-    weight = below_one / alpha
-    extra = torch.stack([d.log() / -3.0, -k, k, weight * series[-1], -3.0 * weight, 1.0 - below_one, weight])
-    factors = torch.cat([extra[:3], coefficients, extra[3:]]).to(dtype)
-    count = _table.NP + _table.NL + 2
+    torch.mm(table, chebyshev.mul_(-(s2 * s2)), out=factors[3:3 + count])  # −s⁴ (P_s, L_s)
+    factors[3] += s2
+    factors[4] -= 4.0 * s2 * s
+    torch.mul(d.log(), -1.0 / 3.0, out=factors[0])
+    torch.mul(s.reciprocal(), 0.375, out=factors[2])
+    torch.neg(factors[2], out=factors[1])
+    torch.mul(weight, -3.0, out=factors[4 + count])
+    torch.sub(1.0, below_one, out=factors[5 + count])
+    factors = factors.to(dtype).reshape(-1, *concentration.shape)
     return (*factors[:3], factors[3:3 + count], *factors[3 + count:])
-
-
