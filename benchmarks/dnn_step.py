@@ -25,6 +25,7 @@ import torch
 from pyro_vsc.config import compose_config
 from pyro_vsc.run import build_optimizers, build_run, runtime_settings, wrap_networks
 from pyro_vsc.train.distributed import DistributedContext
+from pyro_vsc.train.optimizer_set import OptimizerSet
 from pyro_vsc.train.precision import autocast_dtype, grad_scaler
 from pyro_vsc.train.trainer import Trainer
 
@@ -46,10 +47,9 @@ def build_step(device, amp):
     built = build_run(cfg, device, grad_scaler=scaler, data=_NoData())
     model, guide = built["model"], built["guide"]
     wrap_networks(model, guide, context, amp_dtype)
-    trainer = Trainer(model=model, guide=guide, objective=built["objective"],
-                      optimizers=build_optimizers(cfg, model, guide, STEPS_PER_EPOCH),
-                      batches=None, validate=None, run_dir="/tmp", epochs=cfg.epochs,
-                      grad_scaler=scaler, context=context)
+    trainer = Trainer(model=model, guide=guide, objective=built["step"],
+                      optimizers=OptimizerSet(build_optimizers(cfg, model, guide, STEPS_PER_EPOCH), scaler),
+                      batches=None, epochs=cfg.epochs, context=context)
     return trainer.train_step, cfg, model.image_shape
 
 

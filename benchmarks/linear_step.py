@@ -54,9 +54,9 @@ def build_case(guide, num_particles, objective, batch=100, capture=True):
     built = build_run(cfg, torch.device("cpu"))
     model, guide_module = built["model"], built["guide"]
     steps_per_epoch = 4000 // batch
-    trainer = Trainer(model=model, guide=guide_module, objective=built["objective"],
+    trainer = Trainer(model=model, guide=guide_module, objective=built["step"],
                       optimizers=build_optimizers(cfg, model, guide_module, steps_per_epoch),
-                      batches=None, validate=None, run_dir="/tmp", epochs=cfg.epochs)
+                      batches=None, epochs=cfg.epochs)
     encoder = copy.deepcopy(guide_module.encoder)
     dictionary = copy.deepcopy(model.decoder)
     kl_weights = OmegaConf.to_container(cfg.kl_weights, resolve=True)

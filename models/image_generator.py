@@ -1,13 +1,15 @@
 r"""DNN generator of §4.2: a prior on codes and a convolutional decoder in place of the dictionary."""
 
-import pyro
-from torch import nn
+import math
 
-from .linear import likelihood_variance
+import pyro
+
 from pyro_vsc.distributions import IsotropicNormal
 
+from .generator import Generator
 
-class ImageGenerator(nn.Module):
+
+class ImageGenerator(Generator):
     r"""Generative model of §4.2 (Appendix E):
 
     .. math:: z \sim p(z), \qquad x \mid z \sim \mathcal N(f_\theta(z),\; \sigma^2 I_D),
@@ -18,9 +20,9 @@ class ImageGenerator(nn.Module):
     :math:`-\log p(x|z) = \|x - f_\theta(z)\|^2/D + \mathrm{const}`, the per-pixel mean squared
     error the paper's code trains on (``F.mse_loss`` plus the β-weighted KL).
 
-    The decoder is a plain ``nn.Module`` attribute ``decoder`` (so that the training loop can
-    call it through ``DistributedDataParallel`` and autocast wrappers); the prior is called inside
-    the data plate exactly as in :class:`pyro_vsc.models.linear.LinearSparseCoding`.
+    The decoder is the attribute ``decoder`` and the prior is called inside the data plate
+    exactly as in :class:`pyro_vsc.models.linear.LinearSparseCoding`
+    (:class:`~pyro_vsc.models.generator.Generator`).
 
     Subclasses build the decoder of their dataset.
 
@@ -31,27 +33,19 @@ class ImageGenerator(nn.Module):
     """
 
     def __init__(self, prior, decoder, noise_variance=None):
-        super().__init__()
-        if prior.latent_dim != decoder.latent_dim:
-            raise ValueError(f"prior latent dimension {prior.latent_dim} does not match the "
-                             f"decoder's latent dimension {decoder.latent_dim}")
-        self.prior = prior
-        self.decoder = decoder
-        self.image_shape = tuple(decoder.output_shape)
-        self.data_dim = self.image_shape[0] * self.image_shape[1] * self.image_shape[2]
-        self.noise_variance = likelihood_variance(self.data_dim, noise_variance)
+        image_shape = tuple(decoder.output_shape)
+        super().__init__(prior, decoder, decoder.latent_dim, "decoder's latent dimension",
+                         math.prod(image_shape), noise_variance)
+        self.image_shape = image_shape
 
-    @property
-    def latent_dim(self):
-        return self.prior.latent_dim
-
-    def forward(self, x, num_data=None, subsample=None):
-        """:param x: images (B, C, H, W); ``num_data`` and ``subsample`` index a minibatch."""
+    def check_data(self, x):
         if tuple(x.shape[-3:]) != self.image_shape or x.dim() != 4:
             raise ValueError(f"expected images of shape (B, {', '.join(map(str, self.image_shape))}), "
                              f"got {tuple(x.shape)}")
-        with pyro.plate("data", num_data or x.shape[0], subsample=subsample):
+
+    def forward(self, x, num_data=None, subsample=None):
+        """:param x: images (B, C, H, W); ``num_data`` and ``subsample`` index a minibatch."""
+        with self.data_plate(x, num_data, subsample):
             z = self.prior()
-            pyro.sample("x", IsotropicNormal(self.decoder(z), self.noise_variance ** 0.5, event_dims=3),
-                        obs=x)
+            pyro.sample("x", IsotropicNormal(self.decoder(z), self.noise_scale, event_dims=3), obs=x)
         return z

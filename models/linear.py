@@ -6,14 +6,7 @@ from torch import nn
 
 from pyro_vsc.distributions import IsotropicNormal
 
-
-def likelihood_variance(data_dim, noise_variance=None):
-    """σ² of the Gaussian likelihood: ``noise_variance``, or D/2 when it is ``None``, which makes
-    -log p(x|z) = ‖x - f(z)‖²/D + const, the per-pixel mean squared error of the paper's code."""
-    variance = data_dim / 2 if noise_variance is None else float(noise_variance)
-    if variance <= 0:
-        raise ValueError(f"noise variance must be > 0, got {noise_variance}")
-    return variance
+from .generator import Generator
 
 
 class LinearDictionary(nn.Module):
@@ -34,7 +27,7 @@ class LinearDictionary(nn.Module):
         return z @ self.weight.T
 
 
-class LinearSparseCoding(nn.Module):
+class LinearSparseCoding(Generator):
     r"""Generative model of §4.1:
 
     .. math:: z \sim p(z), \qquad x \mid z \sim \mathcal N(A z,\; \sigma^2 I_D).
@@ -53,25 +46,21 @@ class LinearSparseCoding(nn.Module):
     """
 
     def __init__(self, prior, data_dim=256, dict_size=256, noise_variance=None):
-        super().__init__()
-        if prior.latent_dim != dict_size:
-            raise ValueError(f"prior latent dimension {prior.latent_dim} does not match the "
-                             f"dictionary size {dict_size}")
-        self.prior = prior
-        self.decoder = LinearDictionary(data_dim, dict_size)
-        self.data_dim = data_dim
-        self.noise_variance = likelihood_variance(data_dim, noise_variance)
+        super().__init__(prior, LinearDictionary(data_dim, dict_size), dict_size, "dictionary size",
+                         data_dim, noise_variance)
 
     @property
     def dictionary(self):
         """A, shape (D, K)."""
         return self.decoder.weight
 
-    def forward(self, x, num_data=None, subsample=None):
-        """:param x: patches (B, D); ``num_data`` and ``subsample`` index a minibatch of the data."""
+    def check_data(self, x):
         if x.shape[-1] != self.data_dim:
             raise ValueError(f"expected data of dimension {self.data_dim}, got shape {tuple(x.shape)}")
-        with pyro.plate("data", num_data or x.shape[0], subsample=subsample):
+
+    def forward(self, x, num_data=None, subsample=None):
+        """:param x: patches (B, D); ``num_data`` and ``subsample`` index a minibatch of the data."""
+        with self.data_plate(x, num_data, subsample):
             z = self.prior()
-            pyro.sample("x", IsotropicNormal(self.decoder(z), self.noise_variance ** 0.5), obs=x)
+            pyro.sample("x", IsotropicNormal(self.decoder(z), self.noise_scale), obs=x)
         return z

@@ -8,16 +8,16 @@ Hydra rejects them while composing, listing the valid ones.
 import math
 import re
 
-import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from pyro_vsc.train.distributed import select_device
-from pyro_vsc.train.divergence import POLICIES
+from pyro_vsc.data.dimension import data_dimension
+from pyro_vsc.devices import select_device
+from pyro_vsc.train.divergence_policy import POLICIES
 
 #: Top-level integer settings and their smallest accepted value.
 INTEGER_SETTINGS = {"epochs": 1, "paper_epochs": 1, "batch_size": 1, "log_every": 1,
-                    "num_workers": 0, "max_skipped_steps": 0}
+                    "num_workers": 0, "max_skipped_steps": 0, "kl_warmup_steps": 0}
 #: Top-level settings that are an integer ≥ 1 or null.
 OPTIONAL_COUNTS = ("session_epochs", "checkpoint_every")
 #: Top-level true/false settings.
@@ -87,6 +87,8 @@ def _run_checks(values):
     for key in SWITCHES:
         if key in values:
             yield isinstance(values[key], bool), f"{key} must be true or false, got {values[key]!r}"
+    for name, value in (values.get("loggers") or {}).items():
+        yield isinstance(value, bool), f"loggers.{name} must be true or false, got {value!r}"
 
 
 def _model_checks(cfg):
@@ -112,8 +114,9 @@ def _model_checks(cfg):
         yield _positive("guide.lam", guide["lam"])
 
 
-def _data_checks(cfg):
-    """(condition, message) for the data config against the batch size and the model."""
+def _data_checks(cfg, dimension):
+    """(condition, message) for the data config against the batch size and the model; ``dimension``
+    is the data's (D, how the config gives it), see :func:`~pyro_vsc.data.dimension.data_dimension`."""
     data, model = cfg["data"], cfg["model"]
     for key in ("num_train", "train_size"):
         if key in data:
@@ -126,26 +129,10 @@ def _data_checks(cfg):
         if key in data:
             yield _integer(f"data.{key}", data[key], 1)
     dim = model.get("data_dim")
-    if not _is_integer(dim):
-        return
-    if _is_integer(data.get("patch_size")):
-        side = data["patch_size"]
-        yield (side * side == dim, f"data.patch_size={side} gives {side * side}-dimensional patches but "
-                                   f"model.data_dim={dim}; the model must take the data's dimension")
-    if _is_integer(data.get("dim")):
-        yield (data["dim"] == dim, f"data.dim={data['dim']} but model.data_dim={dim}; the model must take "
-                                   "the data's dimension (model.data_dim=${data.dim})")
-
-
-def _check_device(name):
-    try:
-        device = select_device(name)  # raises for CUDA on a machine without it
-    except RuntimeError:
-        raise ValueError(f"device={name} is not a device name; use auto, cpu, cuda or cuda:N") from None
-    count = torch.cuda.device_count()
-    if device.type == "cuda" and device.index is not None and device.index >= count:
-        raise ValueError(f"device={name} requested but this machine has {count} CUDA device(s); "
-                         f"use cuda:0 … cuda:{count - 1}, cuda or auto")
+    if dimension is not None and _is_integer(dim):
+        expected, given_by = dimension
+        yield (expected == dim, f"{given_by} but model.data_dim={dim}; the model must take the data's "
+                                "dimension (leave model.data_dim out: it follows the data)")
 
 
 def _raise_first(checks):
@@ -161,13 +148,16 @@ def check_config(cfg):
     such, not as a schedule that cannot use it), then everything after resolution: threshold,
     scale and α₀ > 0, J ≥ 1, latent and data dimensions ≥ 1, KL weights ≥ 0, a target sparsity
     in (0, 1), a batch no larger than the training set, patches or vectors of the model's
-    dimension, and the device.
+    dimension (a file of vectors, ``data=arrays``, by its header), and the device.
     """
     raw = OmegaConf.to_container(cfg, resolve=False)
     _raise_first(_run_checks({key: value for key, value in raw.items()
                               if not OmegaConf.is_interpolation(cfg, key)}))
+    # The data's dimension before the rest: for data=arrays it reads the file's header, so that a
+    # missing or malformed file is reported as such, not through model.data_dim, which follows it.
+    dimension = data_dimension(cfg.data)
     resolved = _resolved(cfg)
     _raise_first(_run_checks(resolved))
     _raise_first(_model_checks(resolved))
-    _raise_first(_data_checks(resolved))
-    _check_device(resolved["device"])
+    _raise_first(_data_checks(resolved, dimension))
+    select_device(resolved["device"])  # ValueError with one line for a device not usable here

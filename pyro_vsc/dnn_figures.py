@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from pyro_vsc.devices import select_device
 from pyro_vsc.evaluation.methods import method_label
 from pyro_vsc.evaluation.trained_run import find_run_folders, read_history
 from pyro_vsc.image_plots import plot_attribute_entries, plot_image_dictionary, plot_image_rows, plot_sweep
@@ -32,10 +33,8 @@ from pyro_vsc.metrics import estimate_linear_dictionary, multi_information, poin
 from pyro_vsc.metrics.attribute_features import top_feature_per_attribute
 from pyro_vsc.metrics.fid import FIDUnavailable, frechet_inception_distance
 from pyro_vsc.resolvers import register_resolvers
-from pyro_vsc.run import build_run
+from pyro_vsc.trained import load_run
 from pyro_vsc.train.batches import OrderedBatches
-from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, load
-from pyro_vsc.train.distributed import select_device
 from pyro_vsc.train.validation import select_codes
 
 log = logging.getLogger(__name__)
@@ -45,30 +44,16 @@ SUMMARY_NAME = "dnn_evaluation.json"
 RECONSTRUCTIONS_SHOWN = 8
 
 
-def load_trained_run(run_dir, device):
-    """Config, data, model and guide of a run folder, with the checkpoint's weights, in eval mode."""
-    run_dir = Path(run_dir)
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    built = build_run(cfg, device)
-    state = load(run_dir / CHECKPOINT_NAME)
-    built["model"].load_state_dict(state["model"])
-    built["guide"].load_state_dict(state["guide"])
-    built["model"].eval()
-    built["guide"].eval()
-    return cfg, built
-
-
 @torch.no_grad()
 def evaluate_image_run(run_dir, device="auto", attributes=None, fid=True):
     """Writes the DNN figures and ``dnn_evaluation.json`` of a trained run; returns the summary."""
     run_dir, device = Path(run_dir), select_device(device)
-    cfg, built = load_trained_run(run_dir, device)
-    model, guide = built["model"], built["guide"]
-    kl_weights = OmegaConf.to_container(cfg.kl_weights, resolve=True)
-    _, val_set = built["data"]
+    trained = load_run(run_dir, device)
+    cfg, model, objective = trained.config, trained.model, trained.objective
+    _, val_set = trained.load_data()
     images, codes, targets, pairs = [], [], [], []
     for x, y in OrderedBatches(val_set, cfg.batch_size, device).with_targets():
-        z = select_codes(model, guide, x, cfg.elbo.num_particles, kl_weights, batch_size=x.shape[0])["z"]
+        z = select_codes(objective, x, batch_size=x.shape[0])["z"]
         reconstructions = model.decoder(z)
         images.append(x.cpu())
         codes.append(z.cpu())

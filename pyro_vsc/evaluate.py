@@ -33,14 +33,16 @@ import contextlib
 import json
 import logging
 import math
+import operator
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 import pyro
 import torch
 
+from pyro_vsc.devices import select_device
 from pyro_vsc.evaluation.consistency import PAPER_CONSISTENCY_SAMPLES, guide_support_consistency
 from pyro_vsc.evaluation.figures import jaccard_histogram_counts, plot_jaccard_histogram, plot_snr_bars
 from pyro_vsc.evaluation.gradient_snr import PAPER_SNR_SAMPLES, gradient_snr
@@ -60,7 +62,8 @@ from pyro_vsc.evaluation.trained_run import (
     load_trained_run,
     read_config,
 )
-from pyro_vsc.evaluation.traces import is_point_mass, trace_guide
+from pyro_vsc.distributions.util import is_point_mass
+from pyro_vsc.evaluation.traces import trace_guide
 from pyro_vsc.evaluation.warmups import finish_warmups
 from pyro_vsc.metrics import (
     active_atom_mask,
@@ -70,7 +73,6 @@ from pyro_vsc.metrics import (
     posterior_collapse,
 )
 from pyro_vsc.plotting import plot_dictionary
-from pyro_vsc.run import select_device
 from pyro_vsc.train.checkpoint import write_text_atomic
 from pyro_vsc.train.validation import select_codes
 
@@ -86,62 +88,80 @@ METRIC_NAMES = (
 )
 
 
+def _setting(default, help=None, *, bound=None, why=None):
+    """A field of :class:`EvaluationSettings`: its default, its command-line ``help`` (a field
+    without one is not a command-line option) and the ``bound`` ``(sign, limit)`` that
+    :meth:`EvaluationSettings.check` enforces, ``why`` saying what the limit means."""
+    return field(default=default, metadata={"help": help, "bound": bound, "why": why})
+
+
+#: Comparisons of :func:`_setting` bounds.
+_BOUNDS = {"≥": operator.ge, ">": operator.gt}
+
+
 @dataclass(frozen=True)
 class EvaluationSettings:
-    """Options of the evaluation (paper defaults unless noted).
+    """Options of the evaluation (paper defaults unless noted), one field each.
 
-    :ivar iwae_samples: K of the IWAE bound (Table 1: 200).
-    :ivar iwae_points: validation patches for IWAE/PSIS (``None``: all).
-    :ivar snr_points: validation patches for the gradient SNR (0: skip; the paper uses all, which
-        takes hours on a CPU).
-    :ivar snr_samples: code samples per patch for the SNR (paper: 1000).
-    :ivar snr_points_per_pass: patches per vectorized SNR pass (memory vs. speed).
-    :ivar consistency_samples: J of the Jaccard consistency (Figure 5: 20).
-    :ivar lam: λ of objective (10) (20).
-    :ivar fista_tol: relative-change tolerance of the reference FISTA solve (1e-4: on 2000 patches
-        of a trained 256×256 dictionary its mean objective matched a float64 solve at 1e-8 to 7
-        digits; the training guide's 1e-3 to 5).
-    :ivar collapse_eps, collapse_delta: ε and δ of eqs. (15)-(16) (1e-2, 5e-2).
-    :ivar atom_threshold: atoms with ‖a_i‖² above this count for the consistency (0.1).
-    :ivar batch_size: patches per vectorized pass of the IWAE and consistency samples.
-    :ivar seed: seed of the evaluation's samples (``None``: the run's seed).
-    :ivar device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-    :ivar progress: show progress bars.
+    A field with a ``help`` text is also a command-line option: ``--iwae-samples`` for
+    ``iwae_samples`` (of the field's type, with its default), ``--no-progress`` for the switch
+    ``progress``; the others (λ, ε, δ, the atom threshold) are set from Python. The defaults are
+    the paper's where it has one.
     """
 
-    iwae_samples: int = PAPER_IWAE_SAMPLES
-    iwae_points: int = None
-    snr_points: int = 100
-    snr_samples: int = PAPER_SNR_SAMPLES
-    snr_points_per_pass: int = 4
-    consistency_samples: int = PAPER_CONSISTENCY_SAMPLES
-    lam: float = PAPER_LAMBDA
-    fista_tol: float = 1e-4
-    collapse_eps: float = 1e-2
-    collapse_delta: float = 5e-2
-    atom_threshold: float = 0.1
-    batch_size: int = 100
-    seed: int = None
-    device: str = "auto"
-    progress: bool = True
+    iwae_samples: int = _setting(
+        PAPER_IWAE_SAMPLES, "K importance samples of the IWAE bound (Table 1: 200)", bound=("≥", 1))
+    #: ``None``: every validation patch.
+    iwae_points: int = _setting(None, "validation patches for IWAE/PSIS (default: all)", bound=("≥", 1),
+                                why="or omitted for all")
+    #: The paper uses every patch, which takes hours on a CPU.
+    snr_points: int = _setting(
+        100, "validation patches for the gradient SNR (0 skips it; default %(default)s)",
+        bound=("≥", 0), why="0 skips the SNR")
+    snr_samples: int = _setting(
+        PAPER_SNR_SAMPLES, "code samples per patch for the gradient SNR (paper: 1000)", bound=("≥", 2))
+    snr_points_per_pass: int = _setting(
+        4, "patches per vectorized SNR pass (memory vs. speed; default %(default)s)", bound=("≥", 1))
+    consistency_samples: int = _setting(
+        PAPER_CONSISTENCY_SAMPLES, "samples J per patch of the Jaccard consistency (Figure 5: 20)",
+        bound=("≥", 2), why="pairs of samples")
+    #: λ of objective (10).
+    lam: float = _setting(PAPER_LAMBDA)
+    #: 1e-4: on 2000 patches of a trained 256×256 dictionary the mean objective matched a float64
+    #: solve at 1e-8 to 7 digits (the training guide's 1e-3: to 5).
+    fista_tol: float = _setting(1e-4, "tolerance of the reference FISTA solve (default %(default)s)",
+                                bound=(">", 0))
+    #: ε of eqs. (15)-(16).
+    collapse_eps: float = _setting(1e-2)
+    #: δ of eqs. (15)-(16).
+    collapse_delta: float = _setting(5e-2)
+    #: Atoms with ‖a_i‖² above this count for the consistency.
+    atom_threshold: float = _setting(0.1)
+    #: Patches per vectorized pass of the IWAE and consistency samples.
+    batch_size: int = _setting(100, "patches per vectorized IWAE pass (default %(default)s)",
+                               bound=("≥", 1))
+    #: ``None``: the run's seed.
+    seed: int = _setting(None, "seed of the samples (default: the run's)")
+    device: str = _setting("auto", "auto | cpu | cuda | cuda:N")
+    #: Show progress bars (``--no-progress`` hides them).
+    progress: bool = _setting(True, "hide progress bars")
 
     def check(self):
-        checks = [
-            (self.iwae_samples >= 1, f"iwae_samples must be ≥ 1, got {self.iwae_samples}"),
-            (self.iwae_points is None or self.iwae_points >= 1,
-             f"iwae_points must be ≥ 1 (or omitted for all), got {self.iwae_points}"),
-            (self.snr_points >= 0, f"snr_points must be ≥ 0 (0 skips the SNR), got {self.snr_points}"),
-            (self.snr_samples >= 2, f"snr_samples must be ≥ 2, got {self.snr_samples}"),
-            (self.snr_points_per_pass >= 1,
-             f"snr_points_per_pass must be ≥ 1, got {self.snr_points_per_pass}"),
-            (self.consistency_samples >= 2,
-             f"consistency_samples must be ≥ 2 (pairs of samples), got {self.consistency_samples}"),
-            (self.batch_size >= 1, f"batch_size must be ≥ 1, got {self.batch_size}"),
-            (self.fista_tol > 0, f"fista_tol must be > 0, got {self.fista_tol}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        """Raises ``ValueError`` naming the first setting outside its bound."""
+        for setting in fields(self):
+            value, bound = getattr(self, setting.name), setting.metadata["bound"]
+            why = setting.metadata["why"]
+            if bound is None or (value is None and setting.default is None):
+                continue
+            sign, limit = bound
+            if not _BOUNDS[sign](value, limit):
+                raise ValueError(f"{setting.name} must be {sign} {limit}{f' ({why})' if why else ''}, "
+                                 f"got {value}")
+
+
+def _command_line_settings():
+    """The fields of :class:`EvaluationSettings` that are command-line options."""
+    return [setting for setting in fields(EvaluationSettings) if setting.metadata["help"] is not None]
 
 
 def _reseed(seed):
@@ -177,7 +197,6 @@ def _metrics_of_trained_run(run, settings, seed, seconds):
     :raises _CodesNotFinite: when the inferred codes hold NaN or inf.
     """
     model, guide, val = run.model, run.guide, run.val
-    num_particles = int(run.cfg.elbo.num_particles)
     dictionary = model.dictionary.detach()
     metrics, not_applicable = {}, {}
     point_mass = is_point_mass(trace_guide(guide, val[:1]).nodes["z"]["fn"])
@@ -190,7 +209,7 @@ def _metrics_of_trained_run(run, settings, seed, seconds):
 
     with _timed(seconds, "selected_codes"), torch.no_grad():
         _reseed(seed)
-        codes = select_codes(model, guide, val, num_particles, run.kl_weights)["z"]
+        codes = select_codes(run.objective, val)["z"]
     if not bool(torch.isfinite(codes).all()):
         raise _CodesNotFinite("the inferred codes are not finite")
     with _timed(seconds, "objective"):
@@ -234,9 +253,8 @@ def _metrics_of_trained_run(run, settings, seed, seconds):
         if settings.snr_points > 0:
             with _timed(seconds, "gradient_snr"):
                 _reseed(seed)
-                snr = gradient_snr(model, guide, val[:settings.snr_points], settings.snr_samples,
-                                   num_particles, run.kl_weights, settings.snr_points_per_pass,
-                                   progress=settings.progress)
+                snr = gradient_snr(run.objective, val[:settings.snr_points], settings.snr_samples,
+                                   settings.snr_points_per_pass, progress=settings.progress)
                 snr = {role: values.numpy() for role, values in snr.items()}
                 for role, values in snr.items():
                     metrics[f"snr_{role}"] = float(np.nanmean(values))
@@ -321,7 +339,6 @@ def evaluate_run(run_dir, settings=EvaluationSettings()):
 
 
 def _parser():
-    defaults = EvaluationSettings()
     parser = argparse.ArgumentParser(
         prog="python -m pyro_vsc.evaluate",
         description="Evaluate a trained run folder (config.yaml + checkpoint.pt) with the metrics of "
@@ -331,36 +348,21 @@ def _parser():
                              "folder), searched recursively")
     parser.add_argument("--skip-evaluated", action="store_true",
                         help="leave out runs that already have an evaluation.json")
-    parser.add_argument("--iwae-samples", type=int, default=defaults.iwae_samples,
-                        help="K importance samples of the IWAE bound (Table 1: 200)")
-    parser.add_argument("--iwae-points", type=int, default=None,
-                        help="validation patches for IWAE/PSIS (default: all)")
-    parser.add_argument("--snr-points", type=int, default=defaults.snr_points,
-                        help="validation patches for the gradient SNR (0 skips it; default %(default)s)")
-    parser.add_argument("--snr-samples", type=int, default=defaults.snr_samples,
-                        help="code samples per patch for the gradient SNR (paper: 1000)")
-    parser.add_argument("--snr-points-per-pass", type=int, default=defaults.snr_points_per_pass,
-                        help="patches per vectorized SNR pass (memory vs. speed; default %(default)s)")
-    parser.add_argument("--consistency-samples", type=int, default=defaults.consistency_samples,
-                        help="samples J per patch of the Jaccard consistency (Figure 5: 20)")
-    parser.add_argument("--fista-tol", type=float, default=defaults.fista_tol,
-                        help="tolerance of the reference FISTA solve (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help="patches per vectorized IWAE pass (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the samples (default: the run's)")
-    parser.add_argument("--device", default=defaults.device, help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    for setting in _command_line_settings():
+        if setting.type is bool:  # a switch that is on by default: --no-<name> turns it off
+            parser.add_argument(f"--no-{setting.name}", dest=setting.name, action="store_false",
+                                help=setting.metadata["help"])
+        else:
+            parser.add_argument(f"--{setting.name.replace('_', '-')}", type=setting.type,
+                                default=setting.default, help=setting.metadata["help"])
     return parser
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    settings = EvaluationSettings(
-        iwae_samples=args.iwae_samples, iwae_points=args.iwae_points, snr_points=args.snr_points,
-        snr_samples=args.snr_samples, snr_points_per_pass=args.snr_points_per_pass,
-        consistency_samples=args.consistency_samples, fista_tol=args.fista_tol,
-        batch_size=args.batch_size, seed=args.seed, device=args.device, progress=not args.no_progress)
+    settings = EvaluationSettings(**{setting.name: getattr(args, setting.name)
+                                     for setting in _command_line_settings()})
     settings.check()
     run_dirs = [run_dir for path in args.run_dirs for run_dir in find_run_folders(path)]
     if not run_dirs:

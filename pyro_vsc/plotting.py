@@ -42,32 +42,47 @@ def dictionary_order(dictionary):
     return torch.as_tensor(dictionary).norm(dim=0).argsort(descending=True)
 
 
-def plot_dictionary(dictionary, path, patch_shape=None, title=None, columns=None):
+def plot_dictionary(dictionary, path, patch_shape=None, title=None, columns=None, width=8.0, dpi=120):
     """Saves the columns of a dictionary (D, K) as tiles sorted by norm (Fig. 3, Figs. 10-17).
 
-    :param patch_shape: shape of one atom, e.g. (16, 16) or (3, 64, 64); default square gray.
+    :param patch_shape: shape of one atom, e.g. (16, 16) or (3, 64, 64); default: square gray
+        tiles when D is a square, otherwise each atom is one column of D pixels, side by side
+        (the sorted dictionary as a matrix, for vectors that are not square patches).
+    :param float width: the figure's width in inches (× ``dpi`` pixels).
     """
     dictionary = torch.as_tensor(_as_numpy(dictionary))
     atoms = dictionary[:, dictionary_order(dictionary)].T
     if patch_shape is None:
         side = math.isqrt(dictionary.shape[0])
-        patch_shape = (side, side)
+        if side * side == dictionary.shape[0]:
+            patch_shape = (side, side)
+        else:
+            patch_shape, columns = (dictionary.shape[0], 1), columns or dictionary.shape[1]
     grid = tile_images(atoms.reshape(-1, *patch_shape), columns=columns)
-    fig, ax = plt.subplots(figsize=(8, 8 * grid.shape[0] / grid.shape[1]))
+    fig, ax = plt.subplots(figsize=(width, width * grid.shape[0] / grid.shape[1]))
     if grid.ndim == 3:
         ax.imshow((grid + 1) / 2)
     else:
         ax.imshow(grid, cmap="gray", vmin=-1, vmax=1)
     ax.set_axis_off()
     if title:
-        ax.set_title(title)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+        ax.set_title(title, fontsize=min(12, 2 * width))
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 
-def plot_training_curves(records, path, keys=("train_loss", "val_objective", "val_nonzero_pct")):
-    """Saves one panel per metric key against epoch from a list of per-epoch metric records."""
-    keys = [key for key in keys if any(key in record for record in records)]
+#: What moves during training: the loss without the likelihood's constant (else the exact loss),
+#: its reconstruction and KL parts, the validation objective (10) and the sparsity.
+TRAINING_CURVES = (("train_loss_without_constant", "train_loss"), "train_recon", "train_kl",
+                   "val_objective", "val_nonzero_pct")
+
+
+def plot_training_curves(records, path, keys=TRAINING_CURVES):
+    """Saves one panel per metric key against epoch from a list of per-epoch metric records; a
+    tuple of keys is one panel showing the first key the records have."""
+    keys = [next((k for k in key if any(k in record for record in records)), None)
+            if isinstance(key, tuple) else key for key in keys]
+    keys = [key for key in keys if key is not None and any(key in record for record in records)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
     for ax, key in zip(axes[0], keys):
         points = [(r["epoch"], r[key]) for r in records if key in r and r[key] is not None]

@@ -25,29 +25,36 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pyro.infer.util import is_validation_enabled
 
+from pyro_vsc.build import build_model_and_guide
+from pyro_vsc.config import compose_config
 from pyro_vsc.config_checks import check_config
-from pyro_vsc.metrics import estimate_linear_dictionary
-from pyro_vsc.image_plots import plot_image_dictionary, plot_image_rows
-from pyro_vsc.plotting import plot_dictionary, plot_training_curves
+from pyro_vsc.elbo.site_match import ModelGuideMismatch
 from pyro_vsc.resolvers import register_resolvers
+from pyro_vsc.resume import RESUMABLE_CHANGES, flatten, resumed_config
 from pyro_vsc.train.batches import LoaderBatches, OrderedBatches, TensorBatches
-from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, prepare_run_folder
+from pyro_vsc.train.callbacks.csv_logger import CSVLogger
+from pyro_vsc.train.callbacks.early_stopping import EarlyStoppingMetricError
+from pyro_vsc.train.callbacks.epoch_log import EpochLog
+from pyro_vsc.train.callbacks.figures import ImageFigures, LinearFigures
+from pyro_vsc.train.callbacks.metrics_file import MetricsFile
+from pyro_vsc.train.callbacks.progress_bar import ProgressBar
+from pyro_vsc.train.callbacks.tensorboard_logger import TensorBoardLogger
+from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME, RunFolderWriteError, prepare_run_folder
+from pyro_vsc.train.checkpointing import Checkpointer
 from pyro_vsc.train.distributed import DistributedContext, route_calls
-from pyro_vsc.train.distributed import select_device  # noqa: F401  (part of this module's API)
 from pyro_vsc.train.divergence import TrainingDiverged
+from pyro_vsc.train.divergence_policy import divergence_policy
 from pyro_vsc.train.global_batchnorm import synchronise_batchnorm
+from pyro_vsc.train.interruption import TrainingInterrupted
+from pyro_vsc.train.objective import Objective
+from pyro_vsc.train.optimizer_set import OptimizerSet
 from pyro_vsc.train.precision import AutocastNetwork, autocast_dtype, grad_scaler
 from pyro_vsc.train.step import ObjectiveStep
-from pyro_vsc.train.interruption import TrainingInterrupted
-from pyro_vsc.train.trainer import RunFolderWriteError, Trainer
-from pyro_vsc.train.validation import encode_batches
+from pyro_vsc.train.trainer import Trainer
 
 log = logging.getLogger("pyro_vsc")
 register_resolvers()
 
-CONFIG_NAME = "config.yaml"
-#: Images shown in the reconstructions figure (Fig. 19 style).
-RECONSTRUCTIONS_SHOWN = 8
 
 
 #: cuBLAS workspace setting that makes CUDA matrix products deterministic (cuBLAS docs, "Results
@@ -108,33 +115,22 @@ def seed_everything(seed):
     pyro.set_rng_seed(seed)  # python, numpy and torch (all devices)
 
 
-def build_guide(guide_cfg, model):
-    """Instantiates the guide; guides that read the model (FISTA) receive its decoder."""
-    factory = instantiate(guide_cfg, _partial_=True)
-    if getattr(factory.func, "needs_decoder", False):
-        if not isinstance(getattr(model.decoder, "weight", None), torch.Tensor):
-            raise ValueError(f"guide=fista solves eq. (10) for a linear dictionary; the model "
-                             f"{type(model).__name__} has none (use model=linear or another guide)")
-        return factory(decoder=model.decoder)
-    return factory()
-
-
 def build_run(cfg, device, grad_scaler=None, data=None):
     """Builds everything a training run needs from a composed config.
 
     :param grad_scaler: the float16 gradient scaler of the objective, if any.
     :param data: the instantiated ``cfg.data`` if already loaded.
-    :returns: dict with ``data``, ``model``, ``guide``, ``elbo``, ``objective``, ``kl_weights``.
+    :returns: dict with ``data``, ``model``, ``guide``, ``elbo``, ``objective`` (the
+        :class:`~pyro_vsc.train.objective.Objective`: model, guide, J, KL weights) and ``step``
+        (its :class:`~pyro_vsc.train.step.ObjectiveStep`).
     """
     data = instantiate(cfg.data) if data is None else data
-    model = instantiate(cfg.model.module, prior=instantiate(cfg.prior)).to(device)
-    guide = build_guide(cfg.guide, model).to(device)
+    model, guide = build_model_and_guide(cfg, device)
     elbo = instantiate(cfg.elbo)
-    kl_weights = OmegaConf.to_container(cfg.kl_weights, resolve=True)
-    objective = ObjectiveStep(elbo, model, guide, kl_weights, grad_scaler=grad_scaler,
-                              capture=cfg.capture)
-    return {"data": data, "model": model, "guide": guide, "elbo": elbo, "objective": objective,
-            "kl_weights": kl_weights}
+    objective = Objective.from_config(cfg, model, guide)
+    step = ObjectiveStep(elbo, model, guide, objective.kl_weights, grad_scaler=grad_scaler,
+                         capture=cfg.capture, kl_warmup_steps=cfg.kl_warmup_steps)
+    return {"data": data, "model": model, "guide": guide, "elbo": elbo, "objective": objective, "step": step}
 
 
 def wrap_networks(model, guide, context, amp_dtype):
@@ -173,19 +169,6 @@ def build_optimizers(cfg, model, guide, steps_per_epoch):
     return optimizers
 
 
-#: Settings that may change when a run is resumed: they do not affect its numbers.
-RESUMABLE_CHANGES = {"resume", "run_dir", "progress", "log_every", "session_epochs", "device",
-                     "checkpoint_every", "checkpoint_every_seconds", "on_divergence",
-                     "max_skipped_steps", "deterministic", "capture"}
-
-
-def _flatten(node, prefix=""):
-    if isinstance(node, dict):
-        return {k: v for key, value in node.items()
-                for k, v in _flatten(value, f"{prefix}{key}.").items()}
-    return {prefix[:-1]: node}
-
-
 def save_config(cfg, run_dir):
     """Writes the resolved config into the run folder, or checks it against the saved one.
 
@@ -195,8 +178,8 @@ def save_config(cfg, run_dir):
     path = Path(run_dir) / CONFIG_NAME
     resolved = OmegaConf.to_container(cfg, resolve=True)
     if path.exists():
-        saved = _flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
-        current = _flatten(resolved)
+        saved = flatten(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
+        current = flatten(resolved)
         changed = sorted(key for key in saved.keys() | current.keys()
                          if key.split(".")[0] not in RESUMABLE_CHANGES
                          and saved.get(key) != current.get(key))
@@ -243,45 +226,20 @@ def training_batches(cfg, data, model, context):
     return batches, val_data
 
 
-def linear_figures(model, run_dir, patch_side):
-    """Dictionary tiles (Figs. 3, 10-18) and training curves after every epoch."""
-
-    def figures(trainer, record):
-        plot_dictionary(model.dictionary, run_dir / "dictionary.png", patch_shape=(patch_side, patch_side),
-                        title=f"epoch {record['epoch']}: objective {record['val_objective']:.4g}, "
-                              f"{record['val_nonzero_pct']:.1f}% non-zero")
-        plot_training_curves(trainer.history, run_dir / "training_curves.png")
-
-    return figures
-
-
-def image_figures(model, guide, val, run_dir, num_particles, kl_weights):
-    """Reconstructions of the first validation images (Fig. 19) and training curves after every
-    epoch; after the last epoch, the dictionary estimated from the validation set (§4.2, Figs. 6,
-    20-23)."""
-
-    def figures(trainer, record):
-        x, codes = next(encode_batches(model, guide, val, num_particles, kl_weights))
-        shown = x[:RECONSTRUCTIONS_SHOWN]
-        with torch.no_grad():
-            reconstructions = model.decoder(codes["z"][:RECONSTRUCTIONS_SHOWN])
-        plot_image_rows([shown, reconstructions], run_dir / "reconstructions.png",
-                        labels=["validation images", "reconstructions (max-ELBO codes)"],
-                        title=f"epoch {record['epoch']}: MSE {record['val_mse']:.4g}, "
-                              f"{record['val_nonzero_pct']:.1f}% non-zero")
-        plot_training_curves(trainer.history, run_dir / "training_curves.png",
-                             keys=("train_loss", "val_mse", "val_nonzero_pct", "val_multi_information"))
-        if trainer.epoch == trainer.epochs:
-            images, latents = [], []
-            for batch, chosen in encode_batches(model, guide, val, num_particles, kl_weights):
-                images.append(batch.flatten(1))  # on the training device, where the estimate runs
-                latents.append(chosen["z"])
-            dictionary = estimate_linear_dictionary(torch.cat(images), torch.cat(latents))
-            plot_image_dictionary(dictionary, model.image_shape, run_dir / "dictionary.png",
-                                  title=f"estimated dictionary, d = {dictionary.shape[1]} "
-                                        "(entries in descending order of norm)")
-
-    return figures
+def build_callbacks(cfg, objective, val, run_dir, image_data):
+    """The loop's callbacks of a run config, in the order they run: ``metrics.jsonl``, the
+    optional loggers, the epoch log line, the progress bar, the figures, early stopping, and the
+    user's own (``callbacks.<name>``)."""
+    callbacks = [MetricsFile(run_dir)]
+    loggers = {"csv": CSVLogger, "tensorboard": TensorBoardLogger}
+    callbacks += [logger(run_dir) for name, logger in loggers.items() if cfg.loggers[name]]
+    callbacks.append(EpochLog())
+    if cfg.progress:
+        callbacks.append(ProgressBar())
+    callbacks.append(ImageFigures(objective, val, run_dir) if image_data else LinearFigures(objective.model, run_dir))
+    callbacks.append(instantiate(cfg.early_stopping))
+    callbacks += [instantiate(options) for options in cfg.callbacks.values()]
+    return callbacks
 
 
 def run_folder(cfg):
@@ -324,23 +282,15 @@ def build_trainer(cfg, context):
     wrap_networks(model, guide, context, amp_dtype)
     if context.rank > 0:
         context.seed(cfg.seed)  # independent Monte Carlo noise per process; rank 0 continues
-    optimizers = build_optimizers(cfg, model, guide, len(batches))
-    validation = instantiate(cfg.model.validation)
-
-    def validate():
-        return validation(model, guide, val, kl_weights=built["kl_weights"])
-
-    if isinstance(data, tuple):
-        figures = image_figures(model, guide, val, run_dir, cfg.elbo.num_particles, built["kl_weights"])
-    else:
-        figures = linear_figures(model, run_dir, int(round(cfg.model.data_dim ** 0.5)))
-    return Trainer(model=model, guide=guide, objective=built["objective"], optimizers=optimizers,
-                   batches=batches, validate=validate, run_dir=run_dir, epochs=cfg.epochs,
-                   log_every=cfg.log_every, progress=cfg.progress, on_epoch_end=figures,
-                   session_epochs=cfg.session_epochs, grad_scaler=scaler, context=context,
-                   checkpoint_every=cfg.checkpoint_every,
-                   checkpoint_every_seconds=cfg.checkpoint_every_seconds,
-                   on_divergence=cfg.on_divergence, max_skipped_steps=cfg.max_skipped_steps)
+    optimizers = OptimizerSet(build_optimizers(cfg, model, guide, len(batches)), scaler)
+    validation, objective = instantiate(cfg.model.validation), built["objective"]
+    return Trainer(model=model, guide=guide, objective=built["step"], optimizers=optimizers,
+                   batches=batches, epochs=cfg.epochs, validate=lambda: validation(objective, val),
+                   callbacks=build_callbacks(cfg, objective, val, run_dir, isinstance(data, tuple)),
+                   checkpoints=Checkpointer(run_dir, cfg.checkpoint_every, cfg.checkpoint_every_seconds, context,
+                                            config=OmegaConf.to_container(cfg, resolve=True)),
+                   divergence=divergence_policy(cfg.on_divergence, cfg.max_skipped_steps),
+                   log_every=cfg.log_every, session_epochs=cfg.session_epochs, context=context)
 
 
 #: Added to a ``ValueError``/``OSError`` raised while a run is prepared (config, data, run
@@ -389,10 +339,9 @@ def train(cfg: DictConfig):
         log.info("run folder: %s (device %s, %d process(es), %d steps per epoch)", trainer.run_dir,
                  context.device, context.world_size, len(trainer.batches))
         history = trainer.fit()
-    if len(history) == cfg.epochs:
-        last = history[-1]
-        log.info("done: %s", ", ".join(f"{key}={value:.4g}" for key, value in last.items()
-                                       if key.startswith("val_")))
+    if history and (len(history) == cfg.epochs or trainer.stop_reason is not None):
+        log.info("done: %s", ", ".join(f"{key}={value:.4g}" for key, value in history[-1].items()
+                                       if key.startswith("val_") and isinstance(value, float)))
     return history
 
 
@@ -403,10 +352,18 @@ EXIT_DIVERGED = 3
 EXIT_WRITE_FAILED = 4
 
 
-def run_command(cfg):
+def run_command(cfg, overrides=None):
     """:func:`train` for the command line: returns the exit status and reports an expected
-    failure (bad input, divergence, signal, failed write) as one line on stderr."""
+    failure (bad input, divergence, signal, failed write) as one line on stderr.
+
+    :param overrides: the command line's overrides; with ``resume=<folder>`` the run continues
+        with its saved config and only these settings are compared with it
+        (:func:`~pyro_vsc.resume.resumed_config`). ``None`` compares every setting of ``cfg``.
+    """
     try:
+        if cfg.resume and overrides is not None:
+            with _preparing():
+                cfg = resumed_config(cfg, overrides)
         train(cfg)
     except TrainingDiverged as error:
         status, line = EXIT_DIVERGED, f"error: {error}"
@@ -414,6 +371,8 @@ def run_command(cfg):
         status, line = error.exit_status, str(error)
     except RunFolderWriteError as error:
         status, line = EXIT_WRITE_FAILED, f"error: {error}"
+    except (ModelGuideMismatch, EarlyStoppingMetricError) as error:  # found once training started
+        status, line = EXIT_INVALID_INPUT, f"error: {error}"
     except (ValueError, OSError) as error:
         if BEFORE_TRAINING not in getattr(error, "__notes__", ()):
             raise
@@ -426,7 +385,7 @@ def run_command(cfg):
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig):
-    status = run_command(cfg)
+    status = run_command(cfg, overrides=HydraConfig.get().overrides.task)
     if status == EXIT_DIVERGED and HydraConfig.get().mode == RunMode.MULTIRUN:
         # a sweep measures every run: this one is recorded as diverged (its metrics.jsonl ends
         # with a "diverged" record, reported as NaN), the next jobs still run
@@ -436,19 +395,22 @@ def main(cfg: DictConfig):
         sys.exit(status)
 
 
-def worker_config(argv):
-    """The config of a torchrun process other than rank 0: the command line's overrides composed
-    without Hydra's run folder and logging (``hydra.*`` overrides only concern those)."""
+def worker_overrides(argv):
+    """The overrides of a torchrun process other than rank 0: the command line's, without those
+    of Hydra's run folder and logging (``hydra.*`` overrides only concern those)."""
     if any(arg in ("-m", "--multirun") for arg in argv):
         raise ValueError("Hydra multirun cannot be combined with torchrun; launch one torchrun per "
                          "run (e.g. the submitit launcher's tasks_per_node)")
-    overrides = [arg for arg in argv if not arg.startswith(("hydra.", "hydra/", "-"))]
-    with hydra.initialize_config_module(config_module="pyro_vsc.conf", version_base="1.3"):
-        return hydra.compose(config_name="config", overrides=overrides)
+    return [arg for arg in argv if not arg.startswith(("hydra.", "hydra/", "-"))]
+
+
+def worker_config(argv):
+    """The config of a torchrun process other than rank 0, composed without Hydra's app."""
+    return compose_config(worker_overrides(argv))
 
 
 if __name__ == "__main__":
     if int(os.environ.get("RANK", "0")) > 0:
-        sys.exit(run_command(worker_config(sys.argv[1:])))
+        sys.exit(run_command(worker_config(sys.argv[1:]), overrides=worker_overrides(sys.argv[1:])))
     else:
         main()

@@ -15,7 +15,7 @@ import pyro_vsc.train.checkpoint
 from pyro_vsc.data.natural_images import IMAGES_MAT_URL
 from pyro_vsc.run import check_config, train
 from pyro_vsc.train.checkpoint import load
-from pyro_vsc.train.trainer import RunFolderWriteError
+from pyro_vsc.train.checkpoint import RunFolderWriteError
 from tests.faults import TINY_RUN, read_metrics
 from tests.helpers import compose_config
 from tests.image_data import write_fashion_mnist
@@ -51,7 +51,8 @@ def assert_untouched(earlier_run):
     (["model.latent_dim=0"], r"^model\.latent_dim must be an integer ≥ 1, got 0"),
     (["batch_size=301"], r"^batch_size=301 is larger than the training set \(data\.num_train=300\); "
                          r"use a batch size of at most 300"),
-    (["data.patch_size=8"], r"^data\.patch_size=8 gives 64-dimensional patches but model\.data_dim=256"),
+    (["data.patch_size=8", "model.data_dim=256"],  # model.data_dim follows the data unless given
+     r"^data\.patch_size=8 gives 64-dimensional patches but model\.data_dim=256"),
     (["epochs=0"], r"^epochs must be an integer ≥ 1, got 0"),
     (["epochs=two"], r"^epochs must be an integer ≥ 1, got 'two'"),
     (["log_every=0"], r"^log_every must be an integer ≥ 1, got 0"),
@@ -134,21 +135,28 @@ def test_image_data_for_the_linear_model_is_refused(tmp_path):
         train(cfg)
 
 
-def test_the_command_reports_bad_input_in_one_line(earlier_run):
+def test_the_command_reports_bad_input_in_one_line(tmp_path):
     """Missing data when continuing a run, as the user sees it: one line (not Hydra's wrapped
-    traceback), status 2, and the run's folder, Hydra's record of its start included, intact."""
-    run_dir, _ = earlier_run
+    traceback), status 2, and the run's folder, Hydra's record of its start included, intact.
+    The run was started on an IMAGES.mat that has since been moved away."""
+    images = _images_mat(tmp_path / "IMAGES.mat", IMAGES=np.random.default_rng(0).standard_normal((64, 64, 2)))
+    run_dir = tmp_path / "run"
+    train(compose_config([*ONE_EPOCH, "epochs=2", "session_epochs=1", f"data.images={images}",
+                          f"run_dir={run_dir}"]))
+    (run_dir / ".hydra").mkdir()
+    (run_dir / ".hydra" / "overrides.yaml").write_text(f"- data.images={images}\n")
+    images.unlink()
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
     env = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
-    result = subprocess.run([sys.executable, "-m", "pyro_vsc.run", *ONE_EPOCH,
-                             "data.images=/nowhere/IMAGES.mat", f"resume={run_dir}"],
+    result = subprocess.run([sys.executable, "-m", "pyro_vsc.run", f"resume={run_dir}"],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "HYDRA_FULL_ERROR" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-3000:]
     assert errors[0].startswith("error: Olshausen's whitened images were not found at "
-                                f"/nowhere/IMAGES.mat. Download {IMAGES_MAT_URL}")
-    assert_untouched(earlier_run)
+                                f"{images}. Download {IMAGES_MAT_URL}")
+    assert {path: path.read_bytes() for path in before} == before
 
 
 def test_a_run_folder_that_cannot_be_created_is_reported_at_start(tmp_path):

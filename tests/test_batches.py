@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from pyro_vsc.train.batches import LoaderBatches, OrderedBatches, TensorBatches
+from pyro_vsc.train.batches import LoaderBatches, OrderedBatches, TensorBatches, check_batch_size
 
 SIZE, BATCH = 50, 8  # 6 full batches, 2 examples dropped
 
@@ -69,3 +69,20 @@ def test_ordered_batches_keep_file_order_and_targets():
     assert len(ordered) == 7  # validation keeps the last, smaller batch
     assert torch.equal(torch.cat([x.flatten() for x in ordered]).long(), torch.arange(SIZE))
     assert torch.equal(torch.cat([y for _, y in ordered.with_targets()]), torch.arange(SIZE))
+
+
+@pytest.mark.parametrize("batch_size,world_size,message", [
+    (0, 1, "batch size must be a positive integer, got 0"),
+    (2.5, 1, "batch size must be a positive integer, got 2.5"),
+    (SIZE + 1, 1, f"batch size {SIZE + 1} is larger than the dataset ({SIZE} examples); use at most {SIZE}"),
+    (BATCH, 3, f"batch size {BATCH} is not divisible by the 3 data-parallel processes; choose a multiple of 3"),
+])
+def test_both_batch_sources_check_the_batch_size_alike(batch_size, world_size, message):
+    """Tensors and datasets refuse the same batch sizes with the same line (check_batch_size)."""
+    for make in (lambda: TensorBatches(torch.arange(SIZE), batch_size, world_size=world_size),
+                 lambda: LoaderBatches(_indexed_dataset(), batch_size, "cpu", world_size=world_size),
+                 lambda: check_batch_size(batch_size, SIZE, world_size)):
+        with pytest.raises(ValueError) as error:
+            make()
+        assert str(error.value) == message
+    check_batch_size(SIZE, SIZE, 1)

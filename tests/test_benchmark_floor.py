@@ -30,7 +30,7 @@ def test_floor_equals_pyro_path(family, num_particles, objective):
                         gamma=VectorizedGamma)
 
     pyro.set_rng_seed(7)
-    pyro_loss = built["objective"](x, params)
+    pyro_loss = built["step"](x, params)
     pyro_grads = [p.grad.clone() for p in params]
     for p in params:
         p.grad = None

@@ -30,10 +30,14 @@ def test_every_table1_method_trains_and_writes_its_run_folder(guide, tmp_path):
     assert RUN_FILES <= {p.name for p in tmp_path.iterdir()}
     records = read_metrics(tmp_path)
     assert records == history and [r["epoch"] for r in records] == [1, 2]
+    # FISTA's codes are a point mass: no KL to the prior; the prior term has its own name
+    expected = METRICS - {"val_kl_z"} | {"val_log_prior_z"} if guide == "fista" else METRICS
     for record in records:
-        assert METRICS <= record.keys()
+        assert expected <= record.keys()
         assert all(value == value for value in record.values())  # no NaN
         assert 0.0 <= record["val_nonzero_pct"] <= 100.0
+        assert all(value >= 0 for key, value in record.items() if key.startswith("val_kl_"))
+        assert guide != "fista" or not any(key.startswith("val_kl_") for key in record)
     # objective (10) is ½‖x−Az‖² + 20‖z‖₁ ≥ the reconstruction term
     assert records[-1]["val_objective"] >= records[-1]["val_recon"]
 

@@ -11,9 +11,11 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from pyro_vsc.run import build_guide, build_optimizers, runtime_settings, train
+from pyro_vsc.build import build_guide
+from pyro_vsc.run import build_optimizers, runtime_settings, train
 from pyro_vsc.train.checkpoint import load
 from pyro_vsc.train.divergence import DivergenceMonitor, TrainingDiverged
+from pyro_vsc.train.divergence_policy import SkipDivergentBatches
 from pyro_vsc.train.step import ObjectiveStep
 from pyro_vsc.train.trainer import Trainer
 from tests.faults import STEPS_PER_EPOCH, TINY_RUN, hook_objective, nan_batch, read_metrics
@@ -157,7 +159,7 @@ def _check_skipped_batch(cfg):
     objective = ObjectiveStep(instantiate(cfg.elbo), model, guide, dict(cfg.kl_weights))
     trainer = Trainer(model=model, guide=guide, objective=objective,
                       optimizers=build_optimizers(cfg, model, guide, 10), batches=None,
-                      validate=None, run_dir="unused", epochs=1, on_divergence="skip")
+                      epochs=1, divergence=SkipDivergentBatches())
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     assert trainer.train_step(x) is not None
     before = {part: {k: v.clone() for k, v in getattr(trainer, part).state_dict().items()}
@@ -165,4 +167,4 @@ def _check_skipped_batch(cfg):
     assert trainer.train_step(nan_batch(x)) is None
     for part in ("model", "guide"):
         torch.testing.assert_close(getattr(trainer, part).state_dict(), before[part], rtol=0, atol=0)
-    assert (trainer.step, trainer.skipped_steps) == (2, 1)
+    assert (trainer.position.step, trainer.position.skipped_steps) == (2, 1)

@@ -8,6 +8,7 @@ from torchvision import transforms
 
 from pyro_vsc.data.celeba import CELEBA_ANNOTATION_FILES, celeba_transform, load_celeba
 from pyro_vsc.data.fashion_mnist import FASHION_MNIST_ARCHIVES, load_fashion_mnist
+from pyro_vsc.data.required_files import fetch_missing_files
 from tests.image_data import CELEBA_HEIGHT as HEIGHT
 from tests.image_data import CELEBA_WIDTH as WIDTH
 from tests.image_data import write_celeba, write_fashion_mnist
@@ -203,3 +204,34 @@ def test_celeba_checksums_of_the_release_are_enforced_by_default(celeba_root):
     message = str(error.value)
     assert all(filename in message for filename in CELEBA_ANNOTATION_FILES)
     assert "verify_checksums=False" in message
+
+
+# ---------------------------------------------------------------- what a loader does about missing files
+
+@pytest.mark.parametrize("download,outcome", [(False, "not asked"), (True, "fails"), (True, "succeeds")])
+def test_missing_files_are_fetched_if_asked_else_named(tmp_path, download, outcome):
+    """Both loaders' rule (fetch_missing_files): download only when asked and files are missing;
+    files still missing afterwards stop with one error naming them, the folder and what the
+    download did (its error chained)."""
+    present = set()
+    failure = OSError("no network")
+
+    def fetch():
+        if outcome == "fails":
+            raise failure
+        present.update({"a.txt", "b.txt"})
+
+    def check():
+        fetch_missing_files(tmp_path, lambda: [f for f in ("a.txt", "b.txt") if f not in present],
+                            download, fetch, dataset="Toy", placement="Put them there.",
+                            download_hint="Or call with download=True.", download_errors=(OSError,))
+
+    if outcome == "succeeds":
+        check()
+        assert present == {"a.txt", "b.txt"}
+        return
+    with pytest.raises(FileNotFoundError) as error:
+        check()
+    last = "Downloading them failed: no network" if download else "Or call with download=True."
+    assert str(error.value) == f"Toy files not found in {tmp_path} (missing: a.txt, b.txt).\nPut them there.\n{last}"
+    assert error.value.__cause__ is (failure if download else None)

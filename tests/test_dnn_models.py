@@ -10,8 +10,11 @@ from hydra.utils import instantiate
 from pyro import poutine
 
 from pyro_vsc.metrics import multi_information
-from pyro_vsc.run import build_guide, build_optimizers, wrap_networks
+from pyro_vsc.build import build_guide
+from pyro_vsc.run import build_optimizers, wrap_networks
 from pyro_vsc.train.distributed import DistributedContext
+from pyro_vsc.train.objective import Objective
+from pyro_vsc.train.optimizer_set import OptimizerSet
 from pyro_vsc.train.precision import autocast_dtype
 from pyro_vsc.train.step import ObjectiveStep
 from pyro_vsc.train.trainer import Trainer
@@ -127,8 +130,8 @@ def _one_step(grad_scaler):
         "+model.optim.model.optimizer={_target_:torch.optim.SGD,_partial_:true,lr:0.1}"])
     objective = ObjectiveStep(instantiate(cfg.elbo), model, guide, kl_weights, grad_scaler=grad_scaler)
     trainer = Trainer(model=model, guide=guide, objective=objective,
-                      optimizers=build_optimizers(cfg, model, guide, 10), batches=None, validate=None,
-                      run_dir=".", epochs=1, grad_scaler=grad_scaler)
+                      optimizers=OptimizerSet(build_optimizers(cfg, model, guide, 10), grad_scaler),
+                      batches=None, epochs=1)
     trainer.train_step(torch.rand(BATCH, 1, 28, 28, generator=torch.Generator().manual_seed(1)))
     return trainer
 
@@ -163,12 +166,12 @@ def test_fp16_training_on_cuda_stays_finite():
     wrap_networks(model, guide, DistributedContext(device=device), dtype)
     objective = ObjectiveStep(instantiate(cfg.elbo), model, guide, kl_weights, grad_scaler=scaler)
     trainer = Trainer(model=model, guide=guide, objective=objective,
-                      optimizers=build_optimizers(cfg, model, guide, 10), batches=None, validate=None,
-                      run_dir=".", epochs=1, grad_scaler=scaler)
+                      optimizers=OptimizerSet(build_optimizers(cfg, model, guide, 10), scaler),
+                      batches=None, epochs=1)
     x = torch.rand(8, 3, 64, 64, device=device)
     losses = [trainer.train_step(x) for _ in range(3)]
     assert all(torch.isfinite(loss) for loss in losses)
-    assert all(torch.isfinite(p).all() for p in trainer.params)
+    assert all(torch.isfinite(p).all() for p in trainer.optimizers.params)
 
 
 def test_image_validation_scores_the_selected_codes():
@@ -180,7 +183,7 @@ def test_image_validation_scores_the_selected_codes():
     model.eval()
     guide.eval()
     x = torch.rand(7, 1, 28, 28)
-    metrics = image_validation(model, guide, [x[:4], x[4:]], PARTICLES, kl_weights)
+    metrics = image_validation(Objective(model, guide, PARTICLES, kl_weights), [x[:4], x[4:]])
     with torch.no_grad():
         codes = guide.encoder(x)["loc"]
         mse = (x - model.decoder(codes)).pow(2).mean()

@@ -18,6 +18,7 @@ from pyro_vsc.elbo import MaxELBO
 from pyro_vsc.elbo.kl_weights import KLWeights
 from pyro_vsc.evaluation.gradient_snr import gradient_snr, linear_layers, per_point_gradient_moments
 from pyro_vsc.metrics import GradientSNR
+from pyro_vsc.train.objective import Objective
 
 # Toy model with analytically known gradient moments (all scalars):
 #   z ~ N(0, 1),  x | z ~ N(a z, s²);   guide q(z | x) = N(μ, σ²),  μ = w x + c,  σ fixed.
@@ -69,8 +70,8 @@ def toy_snr():
 def test_snr_of_a_toy_estimator_matches_its_analytic_value():
     encoder_snr, dictionary_snr = toy_snr()
     num_samples = 20000
-    snr = gradient_snr(ToyModel(), ToyGuide(), torch.tensor([[X]], dtype=torch.float64),
-                       num_samples=num_samples, kl_weights={"z": BETA})
+    snr = gradient_snr(Objective(ToyModel(), ToyGuide(), kl_weights={"z": BETA}),
+                       torch.tensor([[X]], dtype=torch.float64), num_samples=num_samples)
     # SNR-hat = |mean| / sd: relative sd about sqrt(1 / (SNR² n) + (kurtosis - 1) / 4n) (delta
     # method). Gaussian encoder gradients have kurtosis 3; the dictionary gradient is a quadratic
     # form of a Gaussian, kurtosis at most that of a chi-square(1), 15. Allow 5 relative sds.
@@ -95,7 +96,7 @@ def test_moments_equal_those_of_per_sample_backward_passes():
     model, guide, x = small_thresholded_run()
     num_samples, particles, weights = 7, 3, {"z": 0.1, "threshold": 0.01}
     pyro.set_rng_seed(3)
-    moments = per_point_gradient_moments(model, guide, x, num_samples, particles, weights)
+    moments = per_point_gradient_moments(Objective(model, guide, particles, weights), x, num_samples)
 
     pyro.set_rng_seed(3)  # the same draws, then one backward pass per row (sample)
     rows = x.repeat_interleave(num_samples, dim=0)

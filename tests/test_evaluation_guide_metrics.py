@@ -25,6 +25,7 @@ from pyro_vsc.fista import fista
 from pyro_vsc.metrics import posterior_collapse
 from pyro_vsc.run import build_run
 from pyro_vsc.schedules import ExponentialDecay, LinearWarmup
+from pyro_vsc.train.objective import Objective
 from tests.helpers import compose_config
 
 LATENT = 4
@@ -151,8 +152,7 @@ def test_every_table1_guide_goes_through_the_evaluation(method):
     assert torch.all(posterior_kl_per_dimension(model, guide, x) >= 0)
     sampling = importance_sampling_metrics(model, guide, x, num_samples=30)
     assert sampling["iwae_bound"] >= sampling["elbo"] and math.isfinite(sampling["iwae_bound"])
-    snr = gradient_snr(model, guide, x[:2], num_samples=5, num_particles=3,
-                       kl_weights=built["kl_weights"])
+    snr = gradient_snr(Objective(model, guide, 3, built["objective"].kl_weights), x[:2], num_samples=5)
     assert all(bool(torch.all(values > 0)) for values in snr.values()) and set(snr) == {
         "encoder", "dictionary"}
     # Gaussian and Laplace codes are never exactly zero: every support is every (unit-norm, so

@@ -3,7 +3,11 @@
 Monte-Carlo checks accept Z_TOL = 5 standard errors, sd(log-ratio)/sqrt(n), with fixed seeds.
 """
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pyro
 import pyro.distributions as dist
@@ -12,13 +16,14 @@ import scipy.integrate
 import scipy.stats
 import torch
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
-from torch.distributions import kl_divergence
+from torch.distributions import kl_divergence, register_kl
 
 from pyro_vsc.distributions import kl as kl_module
 from pyro_vsc.distributions import (
     ConcreteSpikeSlab,
     ThresholdedLaplace,
     ThresholdedNormal,
+    closed_form_kl,
     laplace_kl,
     normal_kl,
     thresholded_laplace_exact_kl,
@@ -212,11 +217,13 @@ def _particle_pairs(name, leaves):
     return families[name]
 
 
+@pytest.mark.parametrize("kl_divergence", [kl_divergence, closed_form_kl])
 @pytest.mark.parametrize("name", ["thresholded_laplace", "thresholded_normal", "spike_slab",
                                   "gamma", "normal", "laplace"])
-def test_kl_of_particle_expanded_distributions_is_exact(name):
+def test_kl_of_particle_expanded_distributions_is_exact(name, kl_divergence):
     """As Pyro hands them over with vectorized particles (the particle dim broadcast, the
-    threshold a per-particle sample), the KL equals a loop over particles, values and gradients."""
+    threshold a per-particle sample), the KL equals a loop over particles, values and gradients:
+    torch's ``kl_divergence`` and the objectives' :func:`closed_form_kl` alike."""
     leaves = (torch.randn(*BATCH, requires_grad=True), torch.rand(*BATCH, requires_grad=True),
               torch.randn(*BATCH, requires_grad=True))
     q_of, p = _particle_pairs(name, leaves)
@@ -248,12 +255,143 @@ def test_distinct_parameter_evaluation_narrows_broadcast_dims():
     q = ThresholdedLaplace(torch.randn(*BATCH), torch.rand(*BATCH) + 0.1,
                            torch.rand(PARTICLES, *BATCH))
     p = ThresholdedLaplace(0.0, 0.1, 0.25).expand((PARTICLES, *BATCH))
-    kl = kl_module._on_distinct_parameters(formula, q, p, ("loc", "scale"))
+    kl = kl_module._on_compact_parameters(formula, q, p, ("loc", "scale"))
     # thresholded laws give their parameters as constructed, before broadcasting and expansion
     assert seen == [torch.Size(BATCH)] and kl.shape == (PARTICLES, *BATCH)
     # other laws: the particle dim, broadcast in every parameter, is narrowed to size 1
     seen.clear()
     q = dist.Laplace(torch.randn(*BATCH), torch.rand(*BATCH) + 0.1).expand((PARTICLES, *BATCH))
     p = dist.Laplace(0.0, 0.1).expand((PARTICLES, *BATCH))
-    kl = kl_module._on_distinct_parameters(formula, q, p, ("loc", "scale"))
+    kl = kl_module._on_compact_parameters(formula, q, p, ("loc", "scale"))
     assert seen == [torch.Size([1, *BATCH])] and kl.shape == (PARTICLES, *BATCH)
+
+
+# --- what importing the library registers -----------------------------------------------------
+
+_REGISTRY_PROBE = r"""
+import importlib, json, pkgutil
+import pyro.distributions as dist
+import torch.distributions as td
+from torch.distributions.kl import _KL_REGISTRY, _dispatch_kl
+
+families = [(td.Normal, dist.Normal), (td.Laplace, dist.Laplace), (td.Gamma, dist.Gamma)]
+pairs = [(a, b) for family in families for a in family for b in family]
+
+def name(f):
+    return None if f is None else f"{f.__module__}.{f.__qualname__}"
+
+def snapshot():
+    return {f"{name(a)}|{name(b)}": [name(_KL_REGISTRY.get((a, b))), name(_dispatch_kl(a, b))]
+            for a, b in pairs}
+
+before, keys = snapshot(), set(_KL_REGISTRY)
+import pyro_vsc
+for module in pkgutil.walk_packages(pyro_vsc.__path__, "pyro_vsc."):
+    importlib.import_module(module.name)
+for command in ("run", "evaluate", "report", "dnn_figures", "train.trainer"):
+    importlib.import_module("pyro_vsc." + command)
+added = sorted(f"{name(a)}|{name(b)}" for a, b in set(_KL_REGISTRY) - keys)
+print(json.dumps({"before": before, "after": snapshot(), "added": added}))
+"""
+
+
+def test_importing_the_library_leaves_torch_and_pyro_kls_alone():
+    """In a fresh process, importing every module of pyro_vsc changes no registered KL of
+    torch's or Pyro's Normal, Laplace and Gamma classes (nor what ``kl_divergence`` dispatches
+    them to), and registers KLs only for pairs of the library's own types."""
+    result = subprocess.run([sys.executable, "-c", _REGISTRY_PROBE], capture_output=True, text=True,
+                            check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    probe = json.loads(result.stdout.splitlines()[-1])
+    assert len(probe["before"]) == 12 and probe["after"] == probe["before"]
+    own = {"Normal": "_kl_normal_normal", "Laplace": "_kl_laplace_laplace", "Gamma": "_kl_gamma_gamma"}
+    for pair, (_, dispatched) in probe["after"].items():
+        assert dispatched == f"torch.distributions.kl.{own[pair.rsplit('.', 1)[-1]]}", pair
+    assert probe["added"] == sorted([
+        "pyro_vsc.distributions.spike_slab.ConcreteSpikeSlab|"
+        "pyro_vsc.distributions.spike_slab.ConcreteSpikeSlab",
+        "pyro_vsc.distributions.thresholded_laplace.ThresholdedLaplace|"
+        "pyro_vsc.distributions.thresholded_laplace.ThresholdedLaplace",
+        "pyro_vsc.distributions.thresholded_normal.ThresholdedNormal|"
+        "pyro_vsc.distributions.thresholded_normal.ThresholdedNormal",
+    ])
+
+
+# --- the objectives' KL: torch's closed forms of Pyro's laws, evaluated compactly --------------
+
+PYRO_FAMILIES = {
+    "normal": (lambda loc, scale: dist.Normal(loc, scale), lambda: dist.Normal(0.0, 0.3)),
+    "laplace": (lambda loc, scale: dist.Laplace(loc, scale), lambda: dist.Laplace(0.0, 0.1)),
+    "gamma": (lambda loc, scale: dist.Gamma(scale, loc.exp()), lambda: dist.Gamma(3.0, 12.0)),
+}
+
+
+def _formula_shapes(monkeypatch):
+    """Records the shape of the first argument of every closed form closed_form_kl evaluates."""
+    seen = []
+
+    def spy(formula):
+        def recorded(*tensors):
+            seen.append(tuple(tensors[0].shape))
+            return formula(*tensors)
+        return recorded
+
+    monkeypatch.setattr(kl_module, "_COMPACT_FORMS", {
+        rule: (spy(formula), names) for rule, (formula, names) in kl_module._COMPACT_FORMS.items()})
+    return seen
+
+
+@pytest.mark.parametrize("family", PYRO_FAMILIES)
+def test_closed_form_kl_is_torchs_kl_on_the_distinct_parameters(family, monkeypatch):
+    """Under the particle and data plates' expansion, .to_event(1) as the guides write it: the
+    value and gradients of torch's own KL, with the formula evaluated at (1, B, d), not (J, B, d)."""
+    seen = _formula_shapes(monkeypatch)
+    q_of, p_of = PYRO_FAMILIES[family]
+    loc = torch.randn(*BATCH, dtype=torch.float64, requires_grad=True)
+    scale = (torch.rand(*BATCH, dtype=torch.float64) + 0.1).requires_grad_()
+    shape = (PARTICLES, *BATCH)
+    q = q_of(loc, scale).to_event(1).expand(shape[:-1])
+    p = p_of().expand([BATCH[-1]]).to_event(1).expand(shape[:-1])
+    ours, torchs = closed_form_kl(q, p), kl_divergence(q, p)
+    assert ours.shape == torchs.shape == shape[:-1]
+    assert seen == [(1, *BATCH)]
+    torch.testing.assert_close(ours, torchs)
+    weights = torch.rand(shape[:-1], dtype=torch.float64)
+    for got, want in zip(torch.autograd.grad((weights * ours).sum(), (loc, scale), retain_graph=True),
+                         torch.autograd.grad((weights * torchs).sum(), (loc, scale))):
+        torch.testing.assert_close(got, want)
+
+
+def test_closed_form_kl_covers_subclasses_and_respects_their_own_kls(monkeypatch):
+    """A subclass that changes only the sampler (as ``WarmupLaplace``, or a Gamma with another
+    reparameterization) gets the compact closed form without registering anything; a subclass
+    with a KL registered for it gets that KL; pairs without a rule raise as kl_divergence does."""
+    seen = _formula_shapes(monkeypatch)
+
+    class ResampledGamma(dist.Gamma):
+        pass
+
+    concentration, rate = torch.rand(PARTICLES, 1, 3) + 0.5, torch.rand(PARTICLES, 1, 3) + 0.5
+    q = ResampledGamma(concentration[:1], rate[:1]).expand((PARTICLES, 4, 3))
+    p = dist.Gamma(3.0, 12.0).expand((PARTICLES, 4, 3))
+    torch.testing.assert_close(closed_form_kl(q, p), kl_divergence(q, p))
+    assert seen == [(1, 1, 3)]
+
+    class OwnNormal(dist.Normal):
+        pass
+
+    own_kl = torch.full((2,), 42.0)
+    register_kl(OwnNormal, dist.Normal)(lambda q, p: own_kl)
+    assert closed_form_kl(OwnNormal(torch.zeros(2), 1.0), dist.Normal(0.0, 1.0)) is own_kl
+    with pytest.raises(NotImplementedError):
+        closed_form_kl(dist.Normal(0.0, 1.0), ConcreteSpikeSlab(0.0, 0.0, 1.0))
+
+
+def test_closed_form_kl_of_independents_sums_the_compact_kl_like_pyro():
+    """Equal event dims: Pyro's Independent rule (sum over the event dims) around the compact
+    base KL, bit for bit; unequal event dims: Pyro's rule as it is (here: no KL)."""
+    q = dist.Normal(torch.randn(4, 3, 2), torch.rand(4, 3, 2) + 0.1)
+    p = dist.Normal(torch.zeros(3, 2), torch.ones(3, 2)).expand((4, 3, 2))
+    expected = pyro.distributions.util.sum_rightmost(closed_form_kl(q, p), 2)
+    assert torch.equal(closed_form_kl(q.to_event(2), p.to_event(2)), expected)
+    with pytest.raises(NotImplementedError, match="Independent and q type Normal"):
+        closed_form_kl(q.to_event(2), p.to_event(1))

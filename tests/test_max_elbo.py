@@ -111,12 +111,17 @@ def test_single_particle_equals_averaging_elbo(family, analytic_kl, reference):
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_selection_picks_highest_elbo_particle_per_data_point():
-    num_data, batch, particles = 8, 8, 5
-    model, guide = TinyModel("laplace", num_data), TinyGuide("laplace", num_data)
+def _particle_elbo(family, batch, particles):
+    """MaxELBO's evaluation of the tiny model and guide on a full batch of random data."""
+    model, guide = TinyModel(family, batch), TinyGuide(family, batch)
     x = torch.randn(batch, D)
-    result = MaxELBO(num_particles=particles, max_plate_nesting=1).particle_elbo(
+    return MaxELBO(num_particles=particles, max_plate_nesting=1).particle_elbo(
         model, guide, x, torch.arange(batch))
+
+
+def test_selection_picks_highest_elbo_particle_per_data_point():
+    batch, particles = 8, 5
+    result = _particle_elbo("laplace", batch, particles)
     assert result.local.shape == (particles, batch)
     assert torch.equal(result.best, result.local.argmax(0))
     assert torch.allclose(result.loss, -result.local.max(0).values.sum())
@@ -130,11 +135,8 @@ def test_selection_picks_highest_elbo_particle_per_data_point():
 
 
 def test_gradient_flows_only_through_selected_particle():
-    num_data, batch, particles = 4, 4, 6
-    model, guide = TinyModel("normal", num_data), TinyGuide("normal", num_data)
-    x = torch.randn(batch, D)
-    result = MaxELBO(num_particles=particles, max_plate_nesting=1).particle_elbo(
-        model, guide, x, torch.arange(batch))
+    batch, particles = 4, 6
+    result = _particle_elbo("normal", batch, particles)
     z = result.guide_traces[0].nodes["z"]["value"]
     (dz,) = torch.autograd.grad(result.loss, z, retain_graph=True)
     chosen = torch.zeros(particles, batch, dtype=torch.bool)

@@ -25,9 +25,9 @@ def test_training_step_reads_nothing_back(guide, objective, num_particles, monke
 def _check_training_steps(cfg, monkeypatch):
     built = build_run(cfg, torch.device("cpu"))
     model, guide_module = built["model"], built["guide"]
-    trainer = Trainer(model=model, guide=guide_module, objective=built["objective"],
+    trainer = Trainer(model=model, guide=guide_module, objective=built["step"],
                       optimizers=build_optimizers(cfg, model, guide_module, 10), batches=None,
-                      validate=None, run_dir="unused", epochs=cfg.epochs)
+                      epochs=cfg.epochs)
     x = built["data"].train[:20]
     trainer.train_step(x)  # first call: lazy set-up is allowed to look at values
     reads = []

@@ -5,6 +5,7 @@ A regular (non-editable) install is run from a project folder that has its own `
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +15,25 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: Not part of the source: what a checkout accumulates at its top level (the build runs on a
+#: copy without them).
+NOT_SOURCE = {".git", ".venv", "venv", "runs", "data", "build", "benchmarks", ".pytest_cache", ".hypothesis"}
+
+
+def _not_source(folder, names):
+    top = Path(folder) == REPO
+    return {name for name in names if (top and name in NOT_SOURCE) or name == "__pycache__"
+            or name.endswith(".egg-info")}
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """The project installed (no dependencies: they are this environment's) into a folder."""
-    target = tmp_path_factory.mktemp("site")
+    """The project installed (no dependencies: they are this environment's) into a folder, built
+    from a copy of the checkout so that the build leaves nothing in it."""
+    source, target = tmp_path_factory.mktemp("source") / "pyro_vsc_src", tmp_path_factory.mktemp("site")
+    shutil.copytree(REPO, source, symlinks=True, ignore=_not_source)
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--no-compile", "--target", str(target), str(REPO)],
+                    "--no-build-isolation", "--no-compile", "--target", str(target), str(source)],
                    check=True, capture_output=True, text=True, timeout=300)
     return target
 

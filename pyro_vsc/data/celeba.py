@@ -27,6 +27,7 @@ from torchvision.datasets import CelebA
 from torchvision.datasets.utils import check_integrity
 
 from pyro_vsc.data.leading_subset import leading_subset
+from pyro_vsc.data.required_files import fetch_missing_files
 
 CELEBA_IMAGE_FOLDER = "img_align_celeba"
 """Folder of the aligned and cropped 178x218 JPEGs 000001.jpg ... 202599.jpg (img_align_celeba.zip)."""
@@ -100,15 +101,14 @@ def load_celeba(
     dataset_class = CelebA if verify_checksums else CelebAWithoutChecksums
     folder = celeba_folder(root)
 
-    download_error = None
-    if download and _missing_files(folder):
-        try:
-            dataset_class(root, split="train", download=True)
-        except Exception as error:  # torchvision raises RuntimeError, gdown and requests their own types
-            download_error = error
-    missing = _missing_files(folder)
-    if missing:
-        raise FileNotFoundError(_missing_files_message(folder, missing, download, download_error)) from download_error
+    # any download error is reported: torchvision raises RuntimeError, gdown and requests their own types
+    fetch_missing_files(
+        folder, lambda: _missing_files(folder), download,
+        lambda: dataset_class(root, split="train", download=True), dataset="CelebA",
+        placement=f"Place the official release there: the folder {CELEBA_IMAGE_FOLDER}/ with the aligned "
+                  f"images 000001.jpg ... 202599.jpg (unzip img_align_celeba.zip) and the files "
+                  f"{', '.join(CELEBA_ANNOTATION_FILES)} (from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html).",
+        download_hint="Or call with download=True where the network allows (needs the 'gdown' package).")
     if verify_checksums:
         _check_checksums(folder)
 
@@ -125,20 +125,6 @@ def _missing_files(folder: Path) -> list[str]:
     if not (folder / CELEBA_IMAGE_FOLDER).is_dir():
         missing.insert(0, CELEBA_IMAGE_FOLDER + "/")
     return missing
-
-
-def _missing_files_message(folder: Path, missing: list[str], download: bool, download_error) -> str:
-    lines = [
-        f"CelebA files not found in {folder} (missing: {', '.join(missing)}).",
-        f"Place the official release there: the folder {CELEBA_IMAGE_FOLDER}/ with the aligned images "
-        f"000001.jpg ... 202599.jpg (unzip img_align_celeba.zip) and the files {', '.join(CELEBA_ANNOTATION_FILES)} "
-        "(from https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html).",
-    ]
-    if download_error is not None:
-        lines.append(f"Downloading them failed: {download_error}")
-    elif not download:
-        lines.append("Or call with download=True where the network allows (needs the 'gdown' package).")
-    return "\n".join(lines)
 
 
 def _check_checksums(folder: Path) -> None:

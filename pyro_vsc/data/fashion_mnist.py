@@ -13,6 +13,7 @@ from torchvision.datasets import FashionMNIST
 from torchvision.datasets.utils import extract_archive
 
 from pyro_vsc.data.leading_subset import leading_subset
+from pyro_vsc.data.required_files import fetch_missing_files
 
 FASHION_MNIST_ARCHIVES = tuple(name for name, _md5 in FashionMNIST.resources)
 """The four gzipped IDX files of the official release, in torchvision's order."""
@@ -41,15 +42,14 @@ def load_fashion_mnist(root, train_size: int = 60_000, val_size: int = 10_000, d
     """
     raw_folder = fashion_mnist_raw_folder(root)
     _decompress_local_archives(raw_folder)
-    download_error = None
-    if download and _missing_files(raw_folder):
-        try:
-            FashionMNIST(root, train=True, download=True)
-        except (RuntimeError, OSError) as error:  # network failures: URLError is an OSError
-            download_error = error
-    missing = _missing_files(raw_folder)
-    if missing:
-        raise FileNotFoundError(_missing_files_message(raw_folder, missing, download, download_error)) from download_error
+    fetch_missing_files(
+        raw_folder, lambda: _missing_files(raw_folder), download,
+        lambda: FashionMNIST(root, train=True, download=True), dataset="Fashion-MNIST",
+        placement=f"Place the four IDX files of the official release in that folder: "
+                  f"{', '.join(FASHION_MNIST_ARCHIVES)} (from https://github.com/zalandoresearch/fashion-mnist; "
+                  "gzipped as released, or decompressed without '.gz').",
+        download_hint="Or call with download=True where the network allows.",
+        download_errors=(RuntimeError, OSError))  # network failures: URLError is an OSError
 
     to_tensor = transforms.ToTensor()
     train = FashionMNIST(root, train=True, transform=to_tensor)
@@ -70,16 +70,3 @@ def _decompress_local_archives(raw_folder: Path) -> None:
 def _missing_files(raw_folder: Path) -> list[str]:
     """Archives whose decompressed IDX file (what torchvision reads) is absent."""
     return [archive for archive in FASHION_MNIST_ARCHIVES if not (raw_folder / Path(archive).stem).is_file()]
-
-
-def _missing_files_message(raw_folder: Path, missing: list[str], download: bool, download_error) -> str:
-    lines = [
-        f"Fashion-MNIST files not found in {raw_folder} (missing: {', '.join(missing)}).",
-        f"Place the four IDX files of the official release in that folder: {', '.join(FASHION_MNIST_ARCHIVES)} "
-        "(from https://github.com/zalandoresearch/fashion-mnist; gzipped as released, or decompressed without '.gz').",
-    ]
-    if download_error is not None:
-        lines.append(f"Downloading them failed: {download_error}")
-    elif not download:
-        lines.append("Or call with download=True where the network allows.")
-    return "\n".join(lines)

@@ -1,9 +1,16 @@
 """Distributions of variational sparse coding (§3.2, Appendices A-B)."""
 
-from . import kl  # noqa: F401  (registers the analytic KLs)
+from . import kl  # noqa: F401  (registers the analytic KLs of the package's own laws)
 from .calibration import calibrated_threshold, nonzero_fraction
 from .gamma import VectorizedGamma
-from .kl import bernoulli_kl, gamma_kl, laplace_kl, normal_kl, thresholded_laplace_exact_kl
+from .kl import (
+    bernoulli_kl,
+    closed_form_kl,
+    gamma_kl,
+    laplace_kl,
+    normal_kl,
+    thresholded_laplace_exact_kl,
+)
 from .isotropic_normal import IsotropicNormal
 from .soft_threshold import shifted_soft_threshold, straight_through_threshold
 from .spike_slab import ConcreteSpikeSlab
@@ -22,6 +29,7 @@ __all__ = [
     "WarmupLaplace",
     "bernoulli_kl",
     "calibrated_threshold",
+    "closed_form_kl",
     "gamma_kl",
     "laplace_kl",
     "laplace_noise",

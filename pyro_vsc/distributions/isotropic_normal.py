@@ -1,12 +1,10 @@
 """Gaussian likelihood with one shared variance, N(loc, σ² I) (eq. 12)."""
 
-import math
-
 import torch
 from pyro.distributions import TorchDistribution
 from torch.distributions import constraints
 
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+from .constants import HALF_LOG_2PI
 
 
 class IsotropicNormal(TorchDistribution):
@@ -64,10 +62,16 @@ class IsotropicNormal(TorchDistribution):
         shape = self._extended_shape(sample_shape)
         return self.loc + self.scale * torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
 
+    @property
+    def log_normalizer(self):
+        r"""The part of :meth:`log_prob` that does not depend on the value,
+        :math:`-n(\log\sigma + \tfrac12\log 2\pi)` (0-dim): what the training display
+        subtracts to show what moves in the loss."""
+        return -self.event_shape.numel() * (torch.log(self.scale) + HALF_LOG_2PI)
+
     def log_prob(self, value):
         if self._validate_args:
             self._validate_sample(value)
         dims = tuple(range(-self.event_dims, 0))
         squared = (value - self.loc).pow(2).sum(dims)
-        size = self.event_shape.numel()
-        return -0.5 * squared / self.scale ** 2 - size * (torch.log(self.scale) + _HALF_LOG_2PI)
+        return -0.5 * squared / self.scale ** 2 + self.log_normalizer

@@ -1,4 +1,5 @@
-"""Analytic KL divergences registered for the distributions of this package (Appendix B).
+"""Analytic KL divergences of the package's distributions (Appendix B), and the KLs the
+objectives use: :func:`closed_form_kl`.
 
 For the thresholded laws the registered KL is the paper's choice: the KL of the *base*
 distributions, "we only penalize the base distribution with a KL divergence" (Appendix B). It
@@ -7,22 +8,33 @@ different quantity; :func:`thresholded_laplace_exact_kl` gives it in closed form
 family, and an ELBO that uses log-density ratios (``Trace_ELBO``, ``analytic_kl=False``)
 estimates it for both families.
 
-``TraceMeanField_ELBO`` and :class:`~pyro_vsc.elbo.MaxELBO` pick these up through
-``torch.distributions.kl_divergence``; Pyro's ``Independent`` KL sums them over event dims.
+**What is registered, and why.** ``register_kl`` changes ``kl_divergence`` for the whole process,
+so this module registers KLs only for pairs of types the library owns (the thresholded laws and
+the relaxed spike-and-slab); importing it leaves torch's and Pyro's own registrations, e.g. of
+``Normal``/``Laplace``/``Gamma`` pairs, as they are. Any code, Pyro's stock ELBOs included,
+gets torch's formulas for those types, exactly as without this library.
 
-With J vectorized particles Pyro hands the KL distributions expanded along the particle
-dimension, with the same parameters for every particle. Every KL here is evaluated on the
-parameters with such broadcast (stride-0) dimensions removed and expanded afterwards
-(:func:`_on_distinct_parameters`): the same values and gradients, computed once per data point
-instead of once per particle. The Gamma, Normal and Laplace KLs of Pyro's own classes (the
-threshold posterior and the Gaussian and Laplacian baselines) are registered the same way.
+**Compact evaluation.** With J vectorized particles Pyro hands the KL distributions expanded
+along the particle dimension, with the same parameters for every particle. Every KL here is
+evaluated on the compact parameters (:mod:`pyro_vsc.distributions.compact`) and broadcast
+afterwards: the same values and gradients, computed once per data point instead of once per
+particle. For Pyro's own ``Normal``, ``Laplace`` and ``Gamma`` pairs (the Gaussian and
+Laplacian baselines, the Gamma threshold posterior of §3.2) the objectives choose the formula
+themselves rather than registering it: :func:`closed_form_kl`, which :class:`~pyro_vsc.elbo.MaxELBO`
+and the evaluation call, evaluates the same closed form compactly wherever torch's dispatch
+would pick torch's own KL of that family, and defers to ``kl_divergence`` everywhere else. That
+covers subclasses (``WarmupLaplace``, a library Gamma with another sampler) without any
+registration, and keeps a KL someone registers for their own subclass in charge of it.
 """
 
-import pyro.distributions as dist
+import pyro.distributions  # noqa: F401  (Pyro's KLs of Independent, Delta, ...: registered first)
 import torch
 import torch.nn.functional as F
-from torch.distributions import kl_divergence, register_kl
+from pyro.distributions.util import sum_rightmost
+from torch.distributions import Gamma, Independent, Laplace, Normal, kl_divergence, register_kl
+from torch.distributions.kl import _KL_MEMOIZE, _KL_REGISTRY, _dispatch_kl
 
+from .compact import broadcast_to_batch, compact_parameters
 from .spike_slab import ConcreteSpikeSlab
 from .thresholded_laplace import ThresholdedLaplace
 from .thresholded_normal import ThresholdedNormal
@@ -64,47 +76,24 @@ def bernoulli_kl(q_logits, p_logits):
             + (1 - q_probs) * (F.logsigmoid(-q_logits) - F.logsigmoid(-p_logits)))
 
 
-def _on_distinct_parameters(formula, q, p, names):
-    """``formula(q.a, q.b, ..., p.a, p.b, ...)`` computed once per distinct parameter value.
-
-    Thresholded distributions give their parameters as they were before broadcasting and
-    expansion (:func:`_compact`); of other distributions, dimensions along which every parameter
-    is broadcast (stride 0, e.g. the particle plate's expansion) are narrowed to size 1. The
-    result is expanded to the batch shape at the end. Values and gradients are those of the
-    formula on the full tensors.
-    """
-    batch_shape = torch.broadcast_shapes(q.batch_shape, p.batch_shape)
-    tensors = [_compact(d, name) for d in (q, p) for name in names]
-    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
-    tensors = [t.expand(shape) for t in tensors]
-    narrowed = tuple(slice(0, 1) if size > 1 and all(t.stride(dim) == 0 for t in tensors)
-                     else slice(None) for dim, size in enumerate(shape))
-    return formula(*(t[narrowed] for t in tensors)).expand(batch_shape)
-
-
-def _compact(distribution, name):
-    """The parameter ``name`` before broadcasting and expansion where the distribution keeps it
-    (:attr:`ThresholdedDistribution.compact_params`), else the attribute itself."""
-    compact = getattr(distribution, "compact_params", None)
-    if compact is not None and name in COMPACT_NAMES:
-        return compact[COMPACT_NAMES.index(name)]
-    return getattr(distribution, name)
-
-
-#: Order of :attr:`ThresholdedDistribution.compact_params`.
-COMPACT_NAMES = ("loc", "scale", "threshold")
+def _on_compact_parameters(formula, q, p, names):
+    """``formula(q.a, q.b, ..., p.a, p.b, ...)`` on the compact parameters of ``q`` and ``p``
+    (:func:`~pyro_vsc.distributions.compact.compact_parameters`), broadcast to their batch shape:
+    the values and gradients of the formula on the full tensors, each distinct value once."""
+    result = formula(*compact_parameters(q, names), *compact_parameters(p, names))
+    return broadcast_to_batch(result, torch.broadcast_shapes(q.batch_shape, p.batch_shape))
 
 
 @register_kl(ThresholdedLaplace, ThresholdedLaplace)
 def _kl_thresholded_laplace(q, p):
     """Paper's KL (Appendix B): KL of the base Laplace distributions."""
-    return _on_distinct_parameters(laplace_kl, q, p, ("loc", "scale"))
+    return _on_compact_parameters(laplace_kl, q, p, ("loc", "scale"))
 
 
 @register_kl(ThresholdedNormal, ThresholdedNormal)
 def _kl_thresholded_normal(q, p):
     """Paper's KL (Appendix B): KL of the base Normal distributions."""
-    return _on_distinct_parameters(normal_kl, q, p, ("loc", "scale"))
+    return _on_compact_parameters(normal_kl, q, p, ("loc", "scale"))
 
 
 def _spike_slab_kl(q_logits, q_loc, q_scale, p_logits, p_loc, p_scale):
@@ -119,23 +108,44 @@ def _kl_spike_slab(q, p):
     .. math:: \mathrm{KL}(\mathrm{Bern}(\pi_q)\|\mathrm{Bern}(\pi_p))
               + \pi_q\,\mathrm{KL}(\mathcal N(\mu_q,\sigma_q^2)\|\mathcal N(\mu_p,\sigma_p^2)).
     """
-    return _on_distinct_parameters(_spike_slab_kl, q, p, ("logits", "loc", "scale"))
+    return _on_compact_parameters(_spike_slab_kl, q, p, ("logits", "loc", "scale"))
 
 
-@register_kl(dist.Gamma, dist.Gamma)
-def _kl_gamma(q, p):
-    """Gamma KL of the threshold posterior (§3.2), once per distinct parameter value."""
-    return _on_distinct_parameters(gamma_kl, q, p, ("concentration", "rate"))
+#: torch's own KL of each family whose closed form :func:`closed_form_kl` evaluates compactly:
+#: the function torch registered → (the same KL here, the parameters it reads).
+_COMPACT_FORMS = {
+    _KL_REGISTRY[Normal, Normal]: (normal_kl, ("loc", "scale")),
+    _KL_REGISTRY[Laplace, Laplace]: (laplace_kl, ("loc", "scale")),
+    _KL_REGISTRY[Gamma, Gamma]: (gamma_kl, ("concentration", "rate")),
+}
+#: Pyro's KL of two ``Independent`` distributions (sums the base KL over the event dims).
+_INDEPENDENT_KL = _KL_REGISTRY[Independent, Independent]
 
 
-@register_kl(dist.Normal, dist.Normal)
-def _kl_normal(q, p):
-    return _on_distinct_parameters(normal_kl, q, p, ("loc", "scale"))
+def _dispatched(q, p):
+    """The KL function ``kl_divergence(q, p)`` calls, looked up as it looks it up."""
+    key = type(q), type(p)
+    if key not in _KL_MEMOIZE:
+        _KL_MEMOIZE[key] = _dispatch_kl(*key)
+    return _KL_MEMOIZE[key]
 
 
-@register_kl(dist.Laplace, dist.Laplace)
-def _kl_laplace(q, p):
-    return _on_distinct_parameters(laplace_kl, q, p, ("loc", "scale"))
+def closed_form_kl(q, p):
+    r"""KL(q ‖ p) as the objectives compute it: ``kl_divergence(q, p)``, except that where it
+    would use torch's own KL of two ``Normal``, ``Laplace`` or ``Gamma`` laws (Pyro's classes and
+    their subclasses, inside ``Independent`` wrappers of equal event dims) the same closed form
+    (:func:`normal_kl`, :func:`laplace_kl`, :func:`gamma_kl`) is evaluated once per distinct
+    parameter value (see the module docstring).
+
+    :raises NotImplementedError: where no KL is registered for the pair (as ``kl_divergence``).
+    """
+    rule = _dispatched(q, p)
+    if rule is _INDEPENDENT_KL and q.reinterpreted_batch_ndims == p.reinterpreted_batch_ndims:
+        return sum_rightmost(closed_form_kl(q.base_dist, p.base_dist), q.reinterpreted_batch_ndims)
+    if rule in _COMPACT_FORMS:
+        formula, names = _COMPACT_FORMS[rule]
+        return _on_compact_parameters(formula, q, p, names)
+    return kl_divergence(q, p)
 
 
 def thresholded_laplace_exact_kl(q, p):
@@ -157,5 +167,5 @@ def thresholded_laplace_exact_kl(q, p):
     return spike + slab
 
 
-__all__ = ["kl_divergence", "laplace_kl", "normal_kl", "gamma_kl", "bernoulli_kl",
-           "thresholded_laplace_exact_kl"]
+__all__ = ["kl_divergence", "closed_form_kl", "laplace_kl", "normal_kl", "gamma_kl",
+           "bernoulli_kl", "thresholded_laplace_exact_kl"]

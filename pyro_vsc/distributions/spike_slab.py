@@ -1,14 +1,12 @@
 """Relaxed spike-and-slab of Tonolini et al. (2020), the 'Spike-and-slab' row of Table 1."""
 
-import math
-
 import torch
 import torch.nn.functional as F
 from pyro.distributions import TorchDistribution
 from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all, lazy_property
 
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+from .constants import HALF_LOG_2PI
 
 
 class ConcreteSpikeSlab(TorchDistribution):
@@ -91,7 +89,7 @@ class ConcreteSpikeSlab(TorchDistribution):
         if self._validate_args:
             self._validate_sample(value)
         slab = (F.logsigmoid(self.logits) - 0.5 * ((value - self.loc) / self.scale) ** 2
-                - torch.log(self.scale) - _HALF_LOG_2PI)
+                - torch.log(self.scale) - HALF_LOG_2PI)
         return torch.where(value == 0, F.logsigmoid(-self.logits), slab)
 
     @property

@@ -5,7 +5,11 @@ from pyro.distributions import TorchDistribution
 from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
+from .compact import broadcast_to_batch, compact_parameters
 from .soft_threshold import shifted_soft_threshold, straight_through_threshold
+
+#: The parameters of the thresholded laws, in the order their constructor takes them.
+PARAMETER_NAMES = ("loc", "scale", "threshold")
 
 
 class ThresholdedDistribution(TorchDistribution):
@@ -31,11 +35,11 @@ class ThresholdedDistribution(TorchDistribution):
         default 1 samples the exact law. ``log_prob``, the moments and the KL always describe the
         law with ω = 1, as the paper's published code does during warm-up.
 
-    :attr:`compact_params` keeps ``(loc, scale, threshold)`` as they were given, before
-    broadcasting and before :meth:`expand` (e.g. the particle plate of vectorized particles):
-    sampling, :meth:`log_prob` and the registered KLs compute on them and broadcast once at the
-    end, so the J-fold expansion costs no extra full-size arithmetic in the forward or backward
-    pass.
+    :attr:`compact_params` keeps ``loc``, ``scale`` and ``threshold`` (by name) as they were
+    given, before broadcasting and before :meth:`expand` (e.g. the particle plate of vectorized
+    particles): sampling, :meth:`log_prob` and the registered KLs compute on them
+    (:func:`~pyro_vsc.distributions.compact.compact_parameters`) and broadcast once at the end,
+    so the J-fold expansion costs no extra full-size arithmetic in the forward or backward pass.
     """
 
     arg_constraints = {
@@ -49,9 +53,9 @@ class ThresholdedDistribution(TorchDistribution):
     def __init__(self, loc, scale, threshold, *, straight_through=True, noise_factor=1.0,
                  validate_args=None):
         self.loc, self.scale, self.threshold = broadcast_all(loc, scale, threshold)
-        self.compact_params = tuple(
-            given if isinstance(given, torch.Tensor) else self.loc.new_tensor(given)
-            for given in (loc, scale, threshold))
+        self.compact_params = {
+            name: given if isinstance(given, torch.Tensor) else self.loc.new_tensor(given)
+            for name, given in zip(PARAMETER_NAMES, (loc, scale, threshold))}
         self.straight_through = straight_through
         self.noise_factor = noise_factor
         super().__init__(self.loc.shape, validate_args=validate_args)
@@ -120,12 +124,12 @@ class ThresholdedDistribution(TorchDistribution):
     def base_rsample(self, sample_shape=torch.Size()):
         """Reparameterized base sample s = μ + ω σ ε, before thresholding."""
         shape = self._extended_shape(sample_shape)
-        loc, scale, _ = self.compact_params
+        loc, scale = compact_parameters(self, ("loc", "scale"))
         return loc + (self.noise_factor * scale) * self.standard_noise(shape)
 
     def rsample(self, sample_shape=torch.Size()):
         s = self.base_rsample(sample_shape)
-        loc, _, threshold = self.compact_params
+        loc, threshold = compact_parameters(self, ("loc", "threshold"))
         if self.straight_through:
             return straight_through_threshold(s, threshold, loc)
         return shifted_soft_threshold(s, threshold, loc)
@@ -133,7 +137,7 @@ class ThresholdedDistribution(TorchDistribution):
     def log_prob(self, value):
         if self._validate_args:
             self._validate_sample(value)
-        loc, scale, threshold = self.compact_params
+        loc, scale, threshold = compact_parameters(self, PARAMETER_NAMES)
         log_prob = torch.where(value == 0, self.log_zero_prob_of(scale, threshold),
                                self.slab_log_prob_of(value, loc, scale, threshold))
-        return log_prob.expand(torch.broadcast_shapes(log_prob.shape, self.batch_shape))
+        return broadcast_to_batch(log_prob, self.batch_shape)

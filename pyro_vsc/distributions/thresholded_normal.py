@@ -5,10 +5,10 @@ import math
 import torch
 from scipy.stats import norm
 
+from .constants import HALF_LOG_2PI
 from .thresholded import ThresholdedDistribution
 
 _LOG_2 = math.log(2.0)
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class ThresholdedNormal(ThresholdedDistribution):
@@ -48,7 +48,7 @@ class ThresholdedNormal(ThresholdedDistribution):
     @classmethod
     def slab_log_prob_of(cls, value, loc, scale, threshold):
         shifted = ((value - loc).abs() + threshold) / scale
-        return -0.5 * shifted ** 2 - torch.log(scale) - _HALF_LOG_2PI
+        return -0.5 * shifted ** 2 - torch.log(scale) - HALF_LOG_2PI
 
     @property
     def mean(self):
@@ -60,7 +60,7 @@ class ThresholdedNormal(ThresholdedDistribution):
         # E[u^2; z != 0] with u = z - μ: 2∫_a^∞ (σt - λ)^2 φ(t) dt, a = λ/σ, using
         # ∫_a^∞ t²φ = aφ(a) + Q(a), ∫_a^∞ tφ = φ(a), ∫_a^∞ φ = Q(a).
         a = self.threshold / self.scale
-        pdf = torch.exp(-0.5 * a ** 2 - _HALF_LOG_2PI)
+        pdf = torch.exp(-0.5 * a ** 2 - HALF_LOG_2PI)
         tail = torch.special.ndtr(-a)
         slab_u2 = 2 * (self.scale ** 2 * (a * pdf + tail) - 2 * self.scale * self.threshold * pdf
                        + self.threshold ** 2 * tail)

@@ -24,10 +24,10 @@ class AverageELBO(ParticleTraceELBO):
 
         :rtype: ~pyro_vsc.elbo.max_elbo.ParticleELBO (``best`` is ``None``)
         """
-        local, global_terms, site_terms, guide_traces = self.particle_terms(model, guide, *args, **kwargs)
+        local, global_terms, site_terms, traces = self.particle_terms(model, guide, *args, **kwargs)
         per_particle = local.sum(1)
         if global_terms is None:
             global_terms = local.new_zeros(local.shape[0])
         else:
             per_particle = per_particle + global_terms
-        return self._result(local, global_terms, site_terms, guide_traces, None, -per_particle.mean())
+        return self._result(local, global_terms, site_terms, traces, None, -per_particle.mean())

@@ -12,7 +12,10 @@ from pyro.infer import ELBO
 from pyro.infer.util import is_validation_enabled, torch_item
 from pyro.poutine.util import site_is_subsample
 from pyro.util import check_if_enumerated, check_model_guide_match
-from torch.distributions import kl_divergence
+
+from pyro_vsc.distributions.kl import closed_form_kl
+
+from .site_match import check_latent_sites
 
 #: Name of the plate Pyro's ELBO uses to vectorize particles.
 PARTICLE_PLATE = "num_particles_vectorized"
@@ -42,6 +45,7 @@ class ParticleELBO:
     :ivar loss: scalar loss to minimise: ``-(Σ_n local[best_n, n] + mean_j global_terms[j])``
         for :class:`MaxELBO`, ``-mean_j(Σ_n local[j, n] + global_terms[j])`` for the average.
     :ivar guide_traces: the guide trace(s) the particles came from.
+    :ivar model_traces: the model trace(s), replayed on the guide's.
     """
 
     local: torch.Tensor
@@ -51,6 +55,38 @@ class ParticleELBO:
     loss: torch.Tensor
     guide_traces: list = field(repr=False)
     particle_dim: int = field(repr=False)
+    model_traces: list = field(repr=False, default_factory=list)
+    local_sites: tuple = field(repr=False, default=())
+
+    def breakdown(self):
+        r"""What moves in the loss, per data point, for the particles the loss keeps (the one
+        eq. (9) selects; all of them for the average ELBO, eq. 7), averaged over data points and
+        kept particles: ``recon``, the likelihood term without its normalising
+        constant (:math:`\|x - f(z)\|^2/(2\sigma^2)` for the Gaussian likelihoods here, the
+        per-pixel MSE when σ² = D/2, the default), and ``kl``, the weighted KL terms (β of
+        eq. 5). With ``constant`` (the likelihood's normalising constant, about 857 for 16×16
+        patches) they add up to the loss per data point (sites outside the data plate aside).
+        The constant is known for likelihoods that define ``log_normalizer``
+        (:class:`~pyro_vsc.distributions.IsotropicNormal`); for others it is 0 and ``recon`` is
+        the whole negative log-likelihood.
+
+        :returns: dict of 0-dim tensors ``recon``, ``kl``, ``constant``.
+        """
+        points = torch.arange(self.local.shape[1], device=self.local.device)
+        kept = (lambda term: term.mean()) if self.best is None else (lambda term: term[self.best, points].mean())
+        data, latent, normalizer = 0.0, 0.0, 0.0
+        observed = {name for name, site in self.model_traces[0].nodes.items()
+                    if site["type"] == "sample" and site["is_observed"]}
+        for name in self.local_sites:
+            term = kept(self.site_terms[name])
+            if name in observed:
+                data = data + term
+                site = self.model_traces[0].nodes[name]
+                normalizer = normalizer + getattr(site["fn"], "log_normalizer", 0.0) * site["scale"]
+            else:
+                latent = latent + term
+        normalizer = torch.as_tensor(normalizer, dtype=self.local.dtype, device=self.local.device)
+        return {"recon": normalizer - data, "kl": -latent, "constant": -normalizer}
 
     def values(self, name):
         """The guide's values at site ``name`` with the particle dim first: (J, N, ...)."""
@@ -82,11 +118,17 @@ class ParticleTraceELBO(ELBO):
     kept per particle apart from the local terms.
 
     Latent sites use the KL registered for ``(guide fn, model fn)`` when ``analytic_kl`` is true
-    (for the thresholded laws, the paper's base KL, Appendix B) and otherwise, or where no KL is
+    (for the thresholded laws, the paper's base KL, Appendix B; for Pyro's ``Normal``,
+    ``Laplace`` and ``Gamma``, torch's closed form, evaluated once per distinct parameter value:
+    :func:`~pyro_vsc.distributions.kl.closed_form_kl`) and otherwise, or where no KL is
     registered, the single-sample estimate :math:`\log p(z) - \log q(z)` of the exact
     densities. Only what the objective needs is computed: with analytic KLs no latent
     ``log_prob`` is evaluated (Pyro's ``get_importance_trace`` computes them all), which is why
     tracing is done here rather than with ``get_importance_trace``.
+
+    Model and guide must sample the same latent sites (a guide-only site must be marked
+    ``infer={"is_auxiliary": True}``); a mismatch raises ``ValueError`` naming the sites, with or
+    without validation (:mod:`pyro_vsc.elbo.site_match`).
 
     Works with :class:`pyro.infer.SVI` (``loss``, ``loss_and_grads``) and as a loss module:
     ``MaxELBO(...)(model, guide)(x)`` returns a differentiable scalar without any host
@@ -111,27 +153,31 @@ class ParticleTraceELBO(ELBO):
     def _get_trace(self, model, guide, args, kwargs):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        check_latent_sites(model_trace, guide_trace)  # also without validation: a typo is not a model
         if is_validation_enabled():
             check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
             check_if_enumerated(guide_trace)
         return model_trace, guide_trace
 
     # --- per-site contributions --------------------------------------------------------------
-    def _latent_term(self, name, model_site, guide_site):
+    def _latent_term(self, name, model_site, guide_site, scaled=True):
+        """-KL(q‖p) of a latent site (analytic where registered), else log p(z) - log q(z), with
+        the sites' scales (β, subsample scale) when ``scaled``."""
         if not guide_site["fn"].has_rsample:
             raise NotImplementedError(
                 f"{type(self).__name__} needs reparameterized guide sites, but site '{name}' uses "
                 f"{type(guide_site['fn']).__name__}, which has no rsample")
+        model_scale, guide_scale = (model_site["scale"], guide_site["scale"]) if scaled else (1.0, 1.0)
         if self.analytic_kl:
             try:
-                kl = kl_divergence(guide_site["fn"], model_site["fn"])
+                kl = closed_form_kl(guide_site["fn"], model_site["fn"])
             except NotImplementedError:
                 pass
             else:
-                return -scale_and_mask(kl, guide_site["scale"], guide_site["mask"])
+                return -scale_and_mask(kl, guide_scale, guide_site["mask"])
         value = guide_site["value"]
-        log_p = scale_and_mask(model_site["fn"].log_prob(value), model_site["scale"], model_site["mask"])
-        log_q = scale_and_mask(guide_site["fn"].log_prob(value), guide_site["scale"], guide_site["mask"])
+        log_p = scale_and_mask(model_site["fn"].log_prob(value), model_scale, model_site["mask"])
+        log_q = scale_and_mask(guide_site["fn"].log_prob(value), guide_scale, guide_site["mask"])
         return log_p - log_q
 
     def _site_terms(self, model_trace, guide_trace):
@@ -147,7 +193,8 @@ class ParticleTraceELBO(ELBO):
         for name, guide_site in guide_trace.nodes.items():
             if (guide_site["type"] == "sample" and name not in model_trace.nodes
                     and not site_is_subsample(guide_site)):
-                # auxiliary guide site: contributes its entropy term only
+                # auxiliary guide site (infer={"is_auxiliary": True}, checked when traced):
+                # contributes its entropy term only
                 log_q = guide_site["fn"].log_prob(guide_site["value"])
                 yield name, guide_site, -scale_and_mask(log_q, guide_site["scale"], guide_site["mask"])
 
@@ -177,12 +224,15 @@ class ParticleTraceELBO(ELBO):
     def particle_terms(self, model, guide, *args, **kwargs):
         """Eq. (6) for every particle and data point, by site.
 
-        :returns: ``(local, global_terms, site_terms, guide_traces)`` as in :class:`ParticleELBO`,
-            ``global_terms`` being ``None`` without sites outside the data plate.
+        :returns: ``(local, global_terms, site_terms, traces)`` with the first three as in
+            :class:`ParticleELBO` (``global_terms`` is ``None`` without sites outside the data
+            plate) and ``traces`` the keyword arguments ``guide_traces``, ``model_traces`` and
+            ``local_sites`` of :class:`ParticleELBO`.
         """
-        site_terms, guide_traces, locals_, globals_ = {}, [], [], []
+        site_terms, guide_traces, model_traces, locals_, globals_, local_sites = {}, [], [], [], [], {}
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
             guide_traces.append(guide_trace)
+            model_traces.append(model_trace)
             local, global_ = [], []
             for name, site, term in self._site_terms(model_trace, guide_trace):
                 if is_identically_zero(term):
@@ -190,6 +240,8 @@ class ParticleTraceELBO(ELBO):
                 term, is_local = self._particles_by_datapoints(term, site)
                 site_terms.setdefault(name, []).append(term)
                 (local if is_local else global_).append(term)
+                if is_local:
+                    local_sites[name] = None
             if not local:
                 raise ValueError(f"no site of the model or guide lies in the data plate "
                                  f"'{self.data_plate}'; {type(self).__name__} needs per-data-point terms")
@@ -198,7 +250,8 @@ class ParticleTraceELBO(ELBO):
                 globals_.append(_total(global_).squeeze(1))
         local = _concatenated(locals_)
         site_terms = {name: _concatenated(terms) for name, terms in site_terms.items()}
-        return local, _concatenated(globals_) if globals_ else None, site_terms, guide_traces
+        traces = {"guide_traces": guide_traces, "model_traces": model_traces, "local_sites": tuple(local_sites)}
+        return local, _concatenated(globals_) if globals_ else None, site_terms, traces
 
     def particle_elbo(self, model, guide, *args, **kwargs):
         """The per-particle terms and the loss of this objective.
@@ -207,11 +260,25 @@ class ParticleTraceELBO(ELBO):
         """
         raise NotImplementedError
 
-    def _result(self, local, global_terms, site_terms, guide_traces, best, loss):
+    def _result(self, local, global_terms, site_terms, traces, best, loss):
         vectorized = self.vectorize_particles and self.num_particles > 1
         return ParticleELBO(local=local, global_terms=global_terms, site_terms=site_terms,
-                            best=best, loss=loss, guide_traces=guide_traces,
-                            particle_dim=-self.max_plate_nesting if vectorized else None)
+                            best=best, loss=loss, particle_dim=-self.max_plate_nesting if vectorized else None,
+                            **traces)
+
+    def unweighted_latent_terms(self, particles):
+        """The latent sites' terms of an evaluation without their scales (KL weights β,
+        subsample scales): site name → (J, N) tensor of -KL(q‖p) (or log p - log q). Used to
+        report KLs, which are then finite and meaningful for any β, β = 0 included."""
+        terms = {}
+        for model_trace, guide_trace in zip(particles.model_traces, particles.guide_traces):
+            for name, model_site in model_trace.nodes.items():
+                if (model_site["type"] != "sample" or model_site["is_observed"]
+                        or site_is_subsample(model_site) or name not in guide_trace.nodes):
+                    continue
+                term = self._latent_term(name, model_site, guide_trace.nodes[name], scaled=False)
+                terms.setdefault(name, []).append(self._particles_by_datapoints(term, model_site)[0])
+        return {name: _concatenated(parts) for name, parts in terms.items()}
 
     def differentiable_loss(self, model, guide, *args, **kwargs):
         """Loss of eq. (9) as a differentiable scalar tensor (no host synchronisation)."""
@@ -250,11 +317,11 @@ class MaxELBO(ParticleTraceELBO):
 
         :rtype: ParticleELBO
         """
-        local, global_terms, site_terms, guide_traces = self.particle_terms(model, guide, *args, **kwargs)
+        local, global_terms, site_terms, traces = self.particle_terms(model, guide, *args, **kwargs)
         best_values, best = local.max(dim=0)
         loss = -best_values.sum()
         if global_terms is None:
             global_terms = local.new_zeros(local.shape[0])
         else:
             loss = loss - global_terms.mean()
-        return self._result(local, global_terms, site_terms, guide_traces, best, loss)
+        return self._result(local, global_terms, site_terms, traces, best, loss)

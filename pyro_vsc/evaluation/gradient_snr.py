@@ -48,8 +48,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pyro_vsc.models.linear import LinearDictionary
-from pyro_vsc.elbo import MaxELBO
-from pyro_vsc.elbo.kl_weights import KLWeights
 from pyro_vsc.metrics import GradientSNR
 
 #: §4.1.1: the SNR is evaluated over 1000 code samples per data point.
@@ -120,26 +118,26 @@ def _moment_sums(layer, inputs, output_grad, num_points, num_samples):
     return torch.cat(sums, 1), torch.cat(squares, 1)
 
 
-def per_point_gradient_moments(model, guide, x, num_samples, num_particles=1, kl_weights=None):
+def per_point_gradient_moments(objective, x, num_samples):
     """Moments of the per-sample gradients of each data point's training loss.
 
+    :param objective: the :class:`~pyro_vsc.train.objective.Objective` (model, guide, J of the
+        max-ELBO loss of eq. 9, KL weights β as in training).
     :param torch.Tensor x: P data points, shape ``(P, ...)``.
     :param int num_samples: S code samples per point.
-    :param int num_particles: J of the max-ELBO loss (eq. 9).
-    :param dict kl_weights: latent site → β, as in training.
     :returns: dict ``{"encoder": (mean, m2), "dictionary": (mean, m2)}`` with float64 tensors of
         shape ``(P, number of parameters)``: per-parameter mean of the S gradients and sum of squared
         deviations from it. A role without parameters is left out.
     """
     num_points, num_samples = x.shape[0], int(num_samples)
-    roles = {"encoder": linear_layers(guide, "encoder"), "dictionary": linear_layers(model, "dictionary")}
+    roles = {"encoder": linear_layers(objective.guide, "encoder"),
+             "dictionary": linear_layers(objective.model, "dictionary")}
     roles = {role: layers for role, layers in roles.items() if layers}
     layers = [layer for role_layers in roles.values() for layer in role_layers]
-    weights = KLWeights(kl_weights or {})
-    elbo = MaxELBO(num_particles=num_particles, max_plate_nesting=1)
+    model, guide = objective.weighted()
     rows = x.repeat_interleave(num_samples, dim=0)
     with _LayerRecorder(layers) as recorder:
-        loss = elbo.particle_elbo(weights(model), weights(guide), rows).loss
+        loss = objective.max_elbo().particle_elbo(model, guide, rows).loss
     used = [layer for layer in layers if layer in recorder.records]
     output_grads = dict(zip(used, torch.autograd.grad(
         loss, [recorder.records[layer][1] for layer in used], allow_unused=True)))
@@ -165,14 +163,14 @@ def per_point_gradient_moments(model, guide, x, num_samples, num_particles=1, kl
     return moments
 
 
-def gradient_snr(model, guide, x, num_samples=PAPER_SNR_SAMPLES, num_particles=1, kl_weights=None,
-                 points_per_pass=4, progress=False):
+def gradient_snr(objective, x, num_samples=PAPER_SNR_SAMPLES, points_per_pass=4, progress=False):
     """Mean-over-parameters gradient SNR of the encoder and of the dictionary per data point.
 
     See the module documentation for the definition. Memory per pass is about
     ``points_per_pass * num_samples`` forward rows plus ``2 * points_per_pass`` float64 copies of
     the parameters.
 
+    :param objective: the :class:`~pyro_vsc.train.objective.Objective` of the run.
     :param torch.Tensor x: the data points (the validation subset), shape ``(N, ...)``.
     :param int num_samples: S ≥ 2 code samples per point (paper: 1000).
     :returns: dict role → float64 tensor ``(N,)`` (NaN where every parameter's gradient is
@@ -186,8 +184,7 @@ def gradient_snr(model, guide, x, num_samples=PAPER_SNR_SAMPLES, num_particles=1
     values = {}
     chunks = x.split(int(points_per_pass))
     for chunk in tqdm(chunks, desc="gradient SNR", disable=not progress, leave=False):
-        for role, (mean, m2) in per_point_gradient_moments(
-                model, guide, chunk, num_samples, num_particles, kl_weights).items():
+        for role, (mean, m2) in per_point_gradient_moments(objective, chunk, num_samples).items():
             for point_mean, point_m2 in zip(mean, m2):
                 undefined = (not bool(torch.isfinite(point_mean).all() & torch.isfinite(point_m2).all())
                              or bool((point_m2 == 0).all()))  # diverged, or no parameter varies

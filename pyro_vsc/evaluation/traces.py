@@ -4,8 +4,6 @@ import contextlib
 
 import pyro
 from pyro import poutine
-from pyro.distributions import Delta
-from torch.distributions import Independent
 
 #: Name of the plate that vectorizes evaluation samples (like Pyro's vectorized particles).
 SAMPLE_PLATE = "evaluation_samples"
@@ -33,16 +31,3 @@ def guide_and_model_traces(model, guide, x, num_samples=None, max_plate_nesting=
     with _samples(num_samples, max_plate_nesting):
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(x)
     return guide_trace, model_trace
-
-
-def base_distribution(fn):
-    """The distribution inside any ``Independent`` wrappers (``.to_event``): per-dimension laws."""
-    while isinstance(fn, Independent):
-        fn = fn.base_dist
-    return fn
-
-
-def is_point_mass(fn):
-    """Whether a site's distribution is a ``Delta``: a point estimate (the FISTA guide), which
-    has no density, no KL to the prior and no sampling noise."""
-    return isinstance(base_distribution(fn), Delta)

@@ -10,9 +10,10 @@ import torch
 from omegaconf import OmegaConf
 
 from pyro_vsc.resolvers import register_resolvers
-from pyro_vsc.run import CONFIG_NAME, build_run
-from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, load
-from pyro_vsc.train.trainer import METRICS_NAME
+from pyro_vsc.trained import load_run
+from pyro_vsc.train.checkpoint import CHECKPOINT_NAME, CONFIG_NAME
+from pyro_vsc.train.objective import Objective
+from pyro_vsc.train.callbacks.metrics_file import METRICS_NAME
 
 #: Written by ``python -m pyro_vsc.evaluate``, read by ``python -m pyro_vsc.report``.
 EVALUATION_NAME = "evaluation.json"
@@ -24,7 +25,7 @@ class TrainedRun:
 
     :ivar cfg: the run's saved (resolved) config.
     :ivar epochs_trained: epochs in the checkpoint.
-    :ivar kl_weights: latent site → β, as in training.
+    :ivar objective: the run's :class:`~pyro_vsc.train.objective.Objective` (model, guide, J, β).
     """
 
     run_dir: Path
@@ -32,7 +33,7 @@ class TrainedRun:
     model: torch.nn.Module
     guide: torch.nn.Module
     val: torch.Tensor
-    kl_weights: dict
+    objective: Objective
     epochs_trained: int
 
 
@@ -64,28 +65,24 @@ def find_run_folders(root):
 
 
 def load_trained_run(run_dir, device):
-    """Rebuilds data, model and guide with :func:`pyro_vsc.run.build_run` and loads the checkpoint."""
+    """The trained run (:func:`pyro_vsc.load_run`) with its validation patches, for evaluation
+    of the linear generator."""
     run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
-    checkpoint_path = run_dir / CHECKPOINT_NAME
-    if not checkpoint_path.exists():
+    read_config(run_dir)  # a clear error for a folder that is not a run folder
+    if not (run_dir / CHECKPOINT_NAME).exists():
         raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT_NAME}: train the run (or let it "
                                 "finish its first epoch) before evaluating it")
+    trained = load_run(run_dir, device)
     pyro.settings.set(module_local_params=True)
-    pyro.enable_validation(bool(OmegaConf.select(cfg, "validate", default=False)))  # as in training
-    built = build_run(cfg, device)
-    if not hasattr(built["data"], "val"):
+    pyro.enable_validation(bool(OmegaConf.select(trained.config, "validate", default=False)))  # as in training
+    data = trained.load_data()
+    if not hasattr(data, "val"):
         raise NotImplementedError(f"{run_dir}: evaluate covers the linear generator (§4.1), whose "
                                   "data are in-memory patches; this run's model is "
-                                  f"{type(built['model']).__name__}")
-    state = load(checkpoint_path, map_location=device)
-    built["model"].load_state_dict(state["model"])
-    built["guide"].load_state_dict(state["guide"])
-    built["model"].eval()
-    built["guide"].eval()
-    return TrainedRun(run_dir=run_dir, cfg=cfg, model=built["model"], guide=built["guide"],
-                      val=built["data"].val.to(device), kl_weights=built["kl_weights"],
-                      epochs_trained=int(state["epoch"]))
+                                  f"{type(trained.model).__name__} (python -m pyro_vsc.dnn_figures run)")
+    return TrainedRun(run_dir=run_dir, cfg=trained.config, model=trained.model, guide=trained.guide,
+                      val=data.val.to(trained.device), objective=trained.objective,
+                      epochs_trained=trained.epochs_trained)
 
 
 def read_history(run_dir):

@@ -9,10 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pyro_vsc.evaluation.figures import JACCARD_BIN_EDGES  # noqa: E402
-from pyro_vsc.evaluation.methods import METHOD_LABELS  # noqa: E402
-
 from .aggregate import group_by, summarize  # noqa: E402
-from .tables import method_order, table1_runs  # noqa: E402
+from .tables import method_labels, method_order, table1_runs  # noqa: E402
 
 SNR_ROLES = {"snr_encoder": "(a) inference network", "snr_dictionary": "(b) linear generator"}
 
@@ -28,7 +26,7 @@ def plot_snr(evaluations, path):
     if not runs:
         return False
     groups = group_by(runs, "method", "num_particles")
-    methods = method_order({key[0] for key in groups})
+    methods, labels = method_order({key[0] for key in groups}), method_labels(runs)
     particles = sorted({key[1] for key in groups})
     width = 0.8 / len(particles)
     fig, axes = plt.subplots(1, len(SNR_ROLES), figsize=(6 + 1.2 * len(methods), 4), squeeze=False)
@@ -44,7 +42,7 @@ def plot_snr(evaluations, path):
                 if not summary.empty and summary.nan_count == summary.count:
                     ax.text(x, 0, "NaN", ha="center", va="bottom", rotation=90, fontsize=8)
         ax.set_xticks(np.arange(len(methods)))
-        ax.set_xticklabels([METHOD_LABELS.get(m, m) for m in methods], rotation=35, ha="right")
+        ax.set_xticklabels([labels[m] for m in methods], rotation=35, ha="right")
         ax.set_ylabel("gradient SNR (mean over parameters)")
         ax.set_title(title)
         ax.legend()
@@ -61,8 +59,8 @@ def plot_jaccard(evaluations, path):
     histograms of the seeds are pooled and shown as densities. :returns: whether a figure was
     written (there must be such a pair of objectives).
     """
-    groups = group_by([e for e in evaluations if e.per_point.get("jaccard_histogram")],
-                      "method", "num_particles")
+    histograms = [e for e in evaluations if e.per_point.get("jaccard_histogram")]
+    groups, labels = group_by(histograms, "method", "num_particles"), method_labels(histograms)
     panels = {}
     for key, runs in sorted(groups.items(), key=lambda item: str(item[0])):
         by_objective = group_by(runs, "objective")
@@ -81,7 +79,7 @@ def plot_jaccard(evaluations, path):
         ax.set_xlim(0, 1)
         ax.set_xlabel("average pairwise Jaccard index")
         ax.set_ylabel("density")
-        ax.set_title(f"{METHOD_LABELS.get(method, method)}, J = {j}")
+        ax.set_title(f"{labels[method]}, J = {j}")
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

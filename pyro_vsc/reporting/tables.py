@@ -1,6 +1,6 @@
 """Markdown tables in the layouts of Table 1, Table 6 and Table 2 of the paper."""
 
-from pyro_vsc.evaluation.methods import METHOD_LABELS
+from pyro_vsc.evaluation.methods import TABLE1_METHODS
 
 from .aggregate import format_summary, group_by, summarize
 
@@ -32,12 +32,17 @@ def _units(evaluations):
 
 def method_order(methods):
     """Methods in Table 1's row order, unknown ones after them (sorted)."""
-    known = [method for method in METHOD_LABELS if method in methods]
-    return known + sorted(method for method in methods if method not in METHOD_LABELS)
+    known = [method for method in TABLE1_METHODS if method in methods]
+    return known + sorted(method for method in methods if method not in TABLE1_METHODS)
 
 
-def _label(method):
-    return METHOD_LABELS.get(method, method)
+def method_labels(evaluations):
+    """Method → the label its runs were evaluated with (``method.label`` of their configs)."""
+    labels = {}
+    for evaluation in evaluations:
+        method = evaluation.run.get("method")
+        labels.setdefault(method, evaluation.run.get("label") or method)
+    return labels
 
 
 def _table(header, rows):
@@ -50,11 +55,11 @@ def _cell(groups, key, metric, **style):
     return format_summary(summarize(e.metrics.get(metric) for e in groups.get(key, [])), **style)
 
 
-def _counts(groups, tag=lambda key: f"J={key[-1]}"):
+def _counts(groups, labels, tag=lambda key: f"J={key[-1]}"):
     """'label J=1: 3, ...': how many runs each cell averages."""
     order = method_order({key[0] for key in groups})
     keys = sorted(groups, key=lambda key: (order.index(key[0]), str(key[1:])))
-    return ", ".join(f"{_label(key[0])} {tag(key)}: {len(groups[key])}" for key in keys)
+    return ", ".join(f"{labels[key[0]]} {tag(key)}: {len(groups[key])}" for key in keys)
 
 
 def table1_runs(evaluations):
@@ -72,11 +77,12 @@ def table1_markdown(evaluations):
     particles = sorted({key[1] for key in groups})
     header = ["Method/Prior Distribution"] + [f"{title} J={j}" for title in TABLE1_METRICS.values()
                                               for j in particles]
-    rows = [[_label(method)] + [_cell(groups, (method, j), metric)
+    labels = method_labels(runs)
+    rows = [[labels[method]] + [_cell(groups, (method, j), metric)
                                 for metric in TABLE1_METRICS for j in particles]
             for method in method_order({key[0] for key in groups})]
     return (f"# Table 1: linear generator, mean over seeds\n\n{_table(header, rows)}\n\n{_units(runs)}\n\n"
-            f"Runs per cell: {_counts(groups)}.\n")
+            f"Runs per cell: {_counts(groups, labels)}.\n")
 
 
 def table6_markdown(evaluations):
@@ -87,9 +93,10 @@ def table6_markdown(evaluations):
     if not groups:
         return "# Table 6\n\nNo max-ELBO runs with the straight-through estimator were found.\n"
     sections = ["# Table 6: mean ± standard deviation over seeds"]
+    labels = method_labels(runs)
     for j in sorted({key[1] for key in groups}):
         methods = method_order({key[0] for key in groups if key[1] == j})
-        rows = [[_label(method)] + [_cell(groups, (method, j), metric, with_std=True)
+        rows = [[labels[method]] + [_cell(groups, (method, j), metric, with_std=True)
                                     for metric in TABLE1_METRICS] for method in methods]
         sections.append(f"## J = {j}\n\n{_table(['Method/Prior Distribution', *TABLE1_METRICS.values()], rows)}")
     sections.append(_units(runs) + " Standard deviation: population (ddof = 0) over seeds.")
@@ -107,15 +114,15 @@ def table2_markdown(evaluations):
     particles = sorted({key[2] for key in groups})
     header = ["Method/Prior Distribution"] + [f"{title} J={j}" for title in TABLE2_METRICS.values()
                                               for j in particles]
-    rows = []
+    rows, labels = [], method_labels(runs)
     for method in method_order({key[0] for key in groups}):
         for straight_through, tag in ((False, "SG"), (True, "ST")):
             if not any(key[:2] == (method, straight_through) for key in groups):
                 continue
-            rows.append([f"{_label(method)} ({tag})"] + [
+            rows.append([f"{labels[method]} ({tag})"] + [
                 _cell(groups, (method, straight_through, j), metric, percent=True)
                 for metric in TABLE2_METRICS for j in particles])
-    counts = _counts(groups, tag=lambda key: f"({'ST' if key[1] else 'SG'}) J={key[2]}")
+    counts = _counts(groups, labels, tag=lambda key: f"({'ST' if key[1] else 'SG'}) J={key[2]}")
     return (f"# Table 2: straight-through (ST) vs subgradient (SG) estimator, mean over seeds\n\n"
             f"{_table(header, rows)}\n\nNaN: the runs diverged (gradients equal to NaN). "
             f"Posterior collapse (eq. 15) uses the per-dimension KL of the base distributions.\n\n"

@@ -9,6 +9,19 @@ from torch.utils.data import DataLoader, DistributedSampler
 SEED_STRIDE = 1_000_003
 
 
+def check_batch_size(batch_size, num_examples, world_size=1):
+    """``ValueError`` with one line unless ``batch_size`` is a positive integer that fits in a
+    dataset of ``num_examples`` and splits evenly over ``world_size`` data-parallel processes."""
+    if int(batch_size) != batch_size or batch_size < 1:
+        raise ValueError(f"batch size must be a positive integer, got {batch_size}")
+    if batch_size > num_examples:
+        raise ValueError(f"batch size {batch_size} is larger than the dataset "
+                         f"({num_examples} examples); use at most {num_examples}")
+    if batch_size % world_size:
+        raise ValueError(f"batch size {batch_size} is not divisible by the {world_size} "
+                         f"data-parallel processes; choose a multiple of {world_size}")
+
+
 class TensorBatches:
     """Shuffled minibatches of a tensor held on the training device.
 
@@ -26,14 +39,7 @@ class TensorBatches:
     """
 
     def __init__(self, data, batch_size, seed=0, rank=0, world_size=1):
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch size must be a positive integer, got {batch_size}")
-        if batch_size > data.shape[0]:
-            raise ValueError(f"batch size {batch_size} is larger than the dataset "
-                             f"({data.shape[0]} examples); use at most {data.shape[0]}")
-        if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} is not divisible by the {world_size} "
-                             f"data-parallel processes; choose a multiple of {world_size}")
+        check_batch_size(batch_size, data.shape[0], world_size)
         self.data, self.batch_size, self.seed = data, int(batch_size), int(seed)
         local = self.batch_size // world_size
         self.shard = slice(rank * local, (rank + 1) * local)
@@ -109,14 +115,7 @@ class LoaderBatches:
     """
 
     def __init__(self, dataset, batch_size, device, seed=0, rank=0, world_size=1, num_workers=0):
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch size must be a positive integer, got {batch_size}")
-        if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} is not divisible by the {world_size} "
-                             f"data-parallel processes; choose a multiple of {world_size}")
-        if batch_size > len(dataset):
-            raise ValueError(f"batch size {batch_size} is larger than the dataset "
-                             f"({len(dataset)} examples); use at most {len(dataset)}")
+        check_batch_size(batch_size, len(dataset), world_size)
         self.batch_size, self.device = int(batch_size), torch.device(device)
         self.seed, self.rank = int(seed), int(rank)
         self.steps = len(dataset) // self.batch_size

@@ -5,31 +5,63 @@ distribution objects, the ELBO's site loop. The tensor operations they issue are
 every step of a run (same shapes, same constants), so — like Pyro's ``JitTrace_ELBO`` — the
 program can be recorded once and its operations replayed. :class:`CapturedProgram` records with
 ``make_fx`` (pre-dispatch, so ``detach`` and the straight-through estimator of eq. 4 keep their
-autograd meaning) on *fake* tensors, drops operations the replay does not need (:func:`simplify`), and replays the
-graph with the live parameters and buffers as inputs; autograd runs through the replay as through
-the eager program. Random draws are graph operations on the global generator, so a replay draws
-exactly what the eager program draws: a run with ``capture=true`` equals one with
-``capture=false`` bit for bit (``tests/test_capture.py``).
+autograd meaning) on *fake* tensors, drops operations the replay does not need (:func:`simplify`),
+and replays the graph with the live parameters and buffers as inputs; autograd runs through the
+replay as through the eager program. Random draws are graph operations on the global generator,
+so a replay draws exactly what the eager program draws: a run with ``capture=true`` equals one
+with ``capture=false`` bit for bit (``tests/test_capture.py``, ``tests/test_user_edits.py``).
 
-What is recorded is the tensor arithmetic only; a program whose Python reads tensor values
-(``bool(t)``, ``.item()``, validation checks, Pyro's NaN warnings in ``Trace_ELBO``), or runs
-under ``DistributedDataParallel`` or autocast wrappers, cannot be recorded. Tracing on fake
-tensors makes such reads fail at recording time, and the program then runs eagerly (logged
-once) instead of replaying a branch taken at recording. A program whose Python depends on state
-that changes between steps without being a tensor (a Python counter read by a model) would be
-replayed with the recorded value: keep such state in tensors (buffers), as the warm-up
-schedules of this library do, or set ``capture=false``.
+**What a replay may not get wrong, and how it is guarded.** Users edit model and guide code, so
+the recording must be right for programs this library did not write. Tensors read through the
+modules' parameters and buffers are replay inputs; everything else the program's Python reads is
+frozen into the recording. The design, and why:
+
+1. *A guard on every call* (as ``torch.compile`` guards its graphs): the Python state the program
+   can read — every non-tensor attribute of every submodule of model and guide, their
+   ``train()``/``eval()`` flags, forward hooks, plain tensor attributes, the ELBO's and the KL
+   weights' attributes (:func:`pyro_vsc.train.guards.python_state`), plus grad mode, autocast,
+   the default dtype and Pyro's validation flag — is compared with the state of the recording.
+   A recording is replayed only under the state it was made in; costs about 0.1 ms per call.
+2. *Every recording starts with an eager call that is watched.* The first call under a new state
+   (or input signature) runs the Pyro program itself, and the state is compared before and after
+   it. A program that changes its own Python state while it runs (a prior annealing
+   ``self.scale *= 0.7`` in ``forward``, a call counter, a cache attribute) can never be
+   replayed — a replay runs no Python — so after two such calls in a row it runs eagerly for good,
+   announced once at WARNING level naming the attribute. (One such call is allowed: lazy
+   initialisation, e.g. Pyro's ELBO guessing ``max_plate_nesting``.) The same holds for a program
+   that draws from Python's or NumPy's random generators.
+3. *State changed from outside is recorded anew once it settles*: when the training loop (or a
+   callback) changes what the program reads — β of eq. (5) as a Python float, a flag, a
+   submodule's mode — the next call runs eagerly and, if the state is then unchanged at the call
+   after it, a new recording is made. State that changes at every step is never recorded: the
+   objective runs eagerly (announced once) until it settles. Schedules meant to change every step
+   belong in tensors (buffers) that the recording reads, as this library's warm-ups and the KL
+   warm-up (``kl_warmup_steps``) do.
+4. *Programs whose Python reads tensor values* (``bool(t)``, ``.item()``, validation checks,
+   FISTA's stopping rule, Pyro's stock ``Trace_ELBO`` with its NaN check) fail to record on fake
+   tensors and run eagerly, announced once; so do networks behind DDP or autocast wrappers.
+
+Not guarded: module-level globals and closure variables the program reads (keep such state on
+the modules, or set ``capture=false``). Detection at recording time alone (2) would miss state
+the loop changes between steps (3), and ``torch.compile`` itself breaks its graphs around
+Pyro's handlers at every site; guards plus a watched first call keep the replay's speed and
+are correct for every program that keeps its changing state on its modules.
 """
 
 import logging
+import random
+from collections import OrderedDict
 
+import numpy as np
 import torch
+from pyro.infer.util import is_validation_enabled
 from torch import nn
 from torch._subclasses.fake_tensor import DataDependentOutputException
 from torch.fx.experimental.proxy_tensor import make_fx
 from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
 
 from .distributed import is_routed
+from .guards import describe_change, python_state
 
 log = logging.getLogger(__name__)
 
@@ -114,31 +146,61 @@ class _Program(nn.Module):
         return self.fn(x)
 
 
+#: Recordings kept (LRU), by guard state; a state that comes back reuses its recording.
+MAX_STATES = 4
+#: Calls in a row whose state differs from the previous call's before the eager fallback is announced.
+UNSETTLED_CALLS = 3
+
+
+def _python_rng_state():
+    """States of Python's and NumPy's global generators (a recording would freeze their draws)."""
+    numpy_state = np.random.get_state()
+    return random.getstate(), (numpy_state[0], numpy_state[1].tobytes(), *numpy_state[2:])
+
+
 class CapturedProgram:
-    """Calls ``fn(x)`` by replaying its recorded tensor operations.
+    """Calls ``fn(x)`` by replaying its recorded tensor operations, guarded by the Python state
+    it reads (module docstring).
 
-    One graph is recorded per input signature (shape, dtype and device of ``x``, grad mode, the
-    modules' train/eval mode); recording takes a fraction of a second.
+    One graph is recorded per guard state and input signature (shape, dtype and device of ``x``
+    and of the parameters and buffers, grad mode, autocast, default dtype, Pyro's validation
+    flag); recording takes a fraction of a second.
 
-    :param fn: ``fn(x)`` returning a pytree of tensors; it may read the parameters and buffers
-        of ``modules`` and the global random generator, nothing else that changes.
+    :param fn: ``fn(x)`` returning a pytree of tensors; it may read the parameters, buffers and
+        attributes of ``modules``, the attributes of ``state``, and the global random generator.
     :param modules: the ``nn.Module``\\ s whose parameters and buffers ``fn`` reads.
+    :param state: further objects whose attributes ``fn`` reads (the ELBO, the KL weights).
     """
 
-    def __init__(self, fn, modules):
+    def __init__(self, fn, modules, state=()):
         self.fn = fn
         self.program = _Program(fn, modules)
-        self.graphs = {}
-        self.unsupported = None  # why this program runs eagerly, once recording failed
+        self.roots = (*modules, *state)
+        self.recordings = OrderedDict()  # guard state -> {signature: graph}
+        self.unsupported = None  # why this program runs eagerly for good
+        self._previous = None    # the state of the previous call
+        self._unsettled = 0      # calls in a row whose state differed from the previous call's
+        self._mutating = 0       # calls in a row that changed the state while they ran
+        self._announced = False
 
-    def _signature(self, x):
-        return (tuple(x.shape), x.dtype, x.device, torch.is_grad_enabled(),
-                tuple(m.training for m in self.program.parts))
+    @property
+    def graphs(self):
+        """Every recording kept: (state, signature) → graph."""
+        return {(state, signature): graph for state, by_signature in self.recordings.items()
+                for signature, graph in by_signature.items()}
+
+    def _state(self):
+        return python_state(self.roots)
 
     def _inputs(self):
         named = dict(self.program.named_parameters())
         named.update(self.program.named_buffers())
         return tuple(named), list(named.values())
+
+    def _signature(self, x, tensors):
+        return (tuple(x.shape), x.dtype, x.device, torch.is_grad_enabled(),
+                torch.is_autocast_enabled(), torch.get_default_dtype(), is_validation_enabled(),
+                tuple((t.shape, t.dtype, t.device, t.requires_grad) for t in tensors))
 
     def _record(self, x):
         if any(is_routed(m) for m in self.program.parts):
@@ -151,23 +213,70 @@ class CapturedProgram:
         graph = make_fx(replayable, pre_dispatch=True, tracing_mode="fake")(tensors, x)
         simplify(graph.graph)
         graph.recompile()
-        return names, graph
+        return graph
+
+    def _announce(self, reason):
+        if not self._announced:
+            self._announced = True
+            log.warning("the objective runs eagerly (no recorded replay): %s", reason)
+
+    def _give_up(self, reason):
+        self.unsupported = reason
+        self._announce(reason)
 
     def __call__(self, x):
         if self.unsupported is not None:
             return self.fn(x)
-        signature = self._signature(x)
-        recorded = self.graphs.get(signature)
-        if recorded is None:
-            try:
-                recorded = self.graphs[signature] = self._record(x)
-            except Exception as error:  # the eager program raises real errors itself
-                self.unsupported = _reason(error)
-                log.info("the objective runs eagerly: it cannot be recorded (%s)", self.unsupported)
-                return self.fn(x)
-        names, graph = recorded
-        current, tensors = self._inputs()
-        if current != names:
-            raise RuntimeError(f"the modules' parameters or buffers changed after recording "
-                               f"({len(names)} then {len(current)}); build a new objective")
-        return graph(tensors, x)
+        state = self._state()
+        names, tensors = self._inputs()
+        signature = self._signature(x, tensors)
+        graph = self.recordings.get(state, {}).get(signature)
+        if graph is not None:
+            self.recordings.move_to_end(state)
+            self._previous, self._unsettled = state, 0
+            return graph(tensors, x)
+        return self._watched_call(x, state, signature)
+
+    def _watched_call(self, x, state, signature):
+        """Runs the program eagerly, watching its Python state; records it if it is replayable."""
+        rng = _python_rng_state()
+        result = self.fn(x)
+        after = self._state()
+        if _python_rng_state() != rng:
+            self._give_up("it draws from Python's or NumPy's random generator, whose values a "
+                          "recording would freeze; use torch's generator")
+            return result
+        if after != state:
+            self._mutating += 1
+            if self._mutating >= 2:
+                self._give_up(f"its Python state changes while it runs "
+                              f"({describe_change(state, after, self.roots)}); keep state that "
+                              "changes in tensors (buffers) to let it be recorded")
+            self._previous = after
+            return result
+        self._mutating = 0
+        unsettled = self._previous is not None and state != self._previous
+        if unsettled:
+            self._unsettled += 1
+            if self._unsettled >= UNSETTLED_CALLS:
+                self._announce(f"Python state it reads changes between steps "
+                               f"({describe_change(self._previous, state, self.roots)}); it is "
+                               "recorded again once that state settles; keep state that changes "
+                               "at every step in tensors (buffers)")
+        self._previous = state
+        if unsettled:
+            return result
+        self._unsettled = 0
+        try:
+            graph = self._record(x)
+        except Exception as error:  # the eager program raises real errors itself
+            self._give_up(f"it cannot be recorded ({_reason(error)})")
+            return result
+        if self._state() != state:
+            self._give_up("its Python state changed while it was recorded")
+            return result
+        self.recordings.setdefault(state, {})[signature] = graph
+        self.recordings.move_to_end(state)
+        while len(self.recordings) > MAX_STATES:
+            self.recordings.popitem(last=False)
+        return result

@@ -3,14 +3,23 @@ exactly, atomic text files, and the start-of-run checks of the folder."""
 
 import errno
 import os
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+try:  # NumPy ≥ 2
+    from numpy._core.multiarray import _reconstruct
+except ImportError:  # NumPy 1.x
+    from numpy.core.multiarray import _reconstruct
+
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The run's resolved config, next to its checkpoint (which holds it too).
+CONFIG_NAME = "config.yaml"
 #: A file created and removed at the start of a run to prove the folder is writable.
 WRITE_PROBE_NAME = ".write_probe"
 #: The process's file-creation mask (read once: ``os.umask`` can only be read by setting it).
@@ -18,11 +27,18 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+class RunFolderWriteError(RuntimeError):
+    """A checkpoint or the metrics could not be written (full disk, lost mount, permissions);
+    the previous checkpoint is intact and the run stopped."""
+
+
 def rng_state():
-    """RNG states of python, numpy, torch (CPU) and every CUDA device."""
+    """RNG states of python, numpy, torch (CPU) and every CUDA device, in types that
+    ``torch.load(weights_only=True)`` reads (NumPy's key array as a tensor)."""
+    name, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     return {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
@@ -30,7 +46,8 @@ def rng_state():
 
 def set_rng_state(state):
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -108,13 +125,38 @@ def prepare_run_folder(folder):
         raise OSError(f"the run folder {folder} is not writable ({reason}): {hint}") from error
 
 
+#: Checkpoints written before RNG states were stored as tensors hold NumPy's key array; these
+#: are the only non-tensor types :func:`load` accepts besides plain Python data.
+_OLD_NUMPY_STATE = (_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32)))
+
+
 def load(path, map_location="cpu"):
-    """Reads a checkpoint; a damaged file raises a ``ValueError`` that names it."""
+    """Reads a checkpoint without running code from it (``torch.load(weights_only=True)``:
+    tensors, numbers, strings and containers only), so that a run folder someone shared can be
+    loaded safely. A file that needs anything else (a pickled callable) raises a one-line
+    ``ValueError`` naming it, and so does a damaged file.
+    """
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        with torch.serialization.safe_globals(list(_OLD_NUMPY_STATE)):
+            return torch.load(path, map_location=map_location, weights_only=True)
     except (FileNotFoundError, PermissionError):
         raise
+    except pickle.UnpicklingError as error:
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if unsafe:
+            raise ValueError(f"refusing to load the checkpoint {path}: it holds a pickled "
+                             f"{unsafe.group(1)}, and loading it would run code from the file; "
+                             "checkpoints of this library hold only tensors and plain data") from None
+        raise _damaged(path, error) from error
     except Exception as error:  # torch.load fails on damaged files with many types
-        raise ValueError(f"cannot read the checkpoint {path} ({error}); it is damaged (checkpoints "
-                         "are written atomically, so it was changed by something else): restore "
-                         "a copy or start a new run folder") from error
+        raise _damaged(path, error) from error
+
+
+def _damaged(path, error):
+    # torch prefixes its reason with paragraphs about weights_only; keep the reason
+    paragraphs = [part.strip() for part in str(error).split("\n\n") if part.strip()
+                  and not part.strip().startswith(("Weights only load failed", "Check the documentation"))]
+    first_line = (paragraphs[0].splitlines() if paragraphs else [type(error).__name__])[0]
+    return ValueError(f"cannot read the checkpoint {path} ({first_line}); it is damaged (checkpoints "
+                      "are written atomically, so it was changed by something else): restore "
+                      "a copy or start a new run folder")

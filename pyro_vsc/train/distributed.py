@@ -19,20 +19,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from pyro_vsc.devices import select_device
+
 log = logging.getLogger(__name__)
 
 #: Keyword arguments of this torch version's DistributedDataParallel.
 _DDP_OPTIONS = inspect.signature(DistributedDataParallel).parameters
-
-
-def select_device(name):
-    """``auto`` picks CUDA when available; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name} requested but CUDA is not available; use device=cpu or auto")
-    return device
 
 
 def rank_seed(seed, rank):

@@ -10,7 +10,7 @@ values overflows only beyond 3.4e38, which no healthy step reaches.) Sums are th
 reduction: about 0.1 ms per step for the 1.6 M gradients of the paper's linear model on 2 CPU
 cores, where the largest absolute value (``torch._foreach_norm(..., inf)``) costs 2.3 ms.
 
-Two ways to use it:
+Two ways to use it (the policies of :mod:`pyro_vsc.train.divergence_policy`):
 
 * :meth:`DivergenceMonitor.observe` (policy ``stop``) keeps, on the device and without any host
   read, the index and the non-finite entries of the *first* unhealthy step; the training loop
@@ -21,10 +21,6 @@ Two ways to use it:
 """
 
 import torch
-
-#: Divergence policies: stop the run, or skip the optimizer update of an unhealthy batch.
-POLICIES = ("stop", "skip")
-
 
 class TrainingDiverged(RuntimeError):
     """A run stopped because the loss, an ELBO term or a gradient was NaN or infinite.

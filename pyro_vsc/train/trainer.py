@@ -1,196 +1,158 @@
-"""The training loop: SVI steps, per-epoch validation, metrics, checkpoints, exact resume,
-divergence handling and clean stops on signals."""
+"""The training loop: epochs of SVI steps, validation after each, and the objects it delegates to.
 
-import json
+The loop itself is short (:meth:`Trainer.fit`, :meth:`Trainer.train_step`); each concern around
+it is one object with one job, as in Pyro's ``examples/svi_torch.py`` wrapped the way PyTorch
+Lightning splits its ``Trainer``:
+
+* the training step of the ELBO: :class:`~pyro_vsc.train.step.ObjectiveStep`;
+* the optimizers, their schedules and the float16 gradient scaler:
+  :class:`~pyro_vsc.train.optimizer_set.OptimizerSet`;
+* where the run is: :class:`~pyro_vsc.train.position.TrainingPosition`;
+* when and where checkpoints are written, and resuming:
+  :class:`~pyro_vsc.train.checkpointing.Checkpointer`;
+* what a NaN does: a :class:`~pyro_vsc.train.divergence_policy.DivergencePolicy`;
+* everything a user watches or adds — progress bar, ``metrics.jsonl``, CSV/TensorBoard logs,
+  figures, early stopping — callbacks (:mod:`pyro_vsc.train.callbacks`).
+"""
+
 import logging
 import signal
 import time
-from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
-from .checkpoint import (CHECKPOINT_NAME, load, prepare_run_folder, remove_stale_temporaries,
-                         rng_state, save_atomic, set_rng_state, write_text_atomic)
+from .callbacks import CallbackList
+from .checkpoint import rng_state, set_rng_state
 from .distributed import DistributedContext
-from .divergence import POLICIES, DivergenceMonitor, TrainingDiverged
+from .divergence import TrainingDiverged
+from .divergence_policy import StopOnDivergence
 from .interruption import StopSignals, TrainingInterrupted
+from .optimizer_set import OptimizerSet
+from .position import TrainingPosition
 
 log = logging.getLogger(__name__)
-
-METRICS_NAME = "metrics.jsonl"
-
-
-class RunFolderWriteError(RuntimeError):
-    """A checkpoint or the metrics could not be written (full disk, lost mount, permissions);
-    the previous checkpoint is intact and the run stopped."""
-
-
-def _summary(names, shown=4):
-    """The first ``shown`` names, then how many more."""
-    more = len(names) - shown
-    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
-
-
-def _where(epoch, batch, step, steps):
-    """A training position for messages: step k (epoch e, batch b of n), counted from 1."""
-    if step == 0:
-        return "step 0 (before training)"
-    if batch == 0:
-        return f"step {step} (the end of epoch {epoch})"
-    return f"step {step} (epoch {epoch + 1}, batch {batch}{'' if steps is None else f' of {steps}'})"
 
 
 class Trainer:
     """Runs the optimisation of a model/guide pair epoch by epoch.
 
-    Each step: zero gradients, backpropagate the per-data-point loss of one minibatch
-    (:class:`~pyro_vsc.train.step.ObjectiveStep`), check it for divergence, step every optimizer
-    and its schedule, and advance the guide's warm-up counter. The loss stays on the device; the
-    host reads it only every ``log_every`` steps (progress, divergence) and once per epoch.
+    Each step (:meth:`train_step`): zero gradients, backpropagate the per-data-point loss of one
+    minibatch, let the divergence policy look at it, step every optimizer and schedule, advance
+    the warm-up counters. The loss stays on the device; the host reads it only at the progress
+    interval (``log_every`` steps) and once per epoch. After each epoch: validation (rank 0),
+    the epoch's record, a checkpoint, and the callbacks.
 
-    **Checkpoints** (``checkpoint.pt``, written atomically: temporary file, fsync, rename) hold
-    model, guide, optimizers, schedules, gradient scaler, every process's RNG states, the
-    position inside the epoch and the epoch's running loss, and the history. They are written
-    after every epoch, every ``checkpoint_every`` steps and every ``checkpoint_every_seconds``,
-    and when SIGTERM/SIGINT asks the run to stop. If the run folder holds a checkpoint,
-    :meth:`fit` continues from it; the continued run equals an uninterrupted one (the data order
-    is a function of seed and epoch, the RNG states are restored).
-
-    **Divergence** (NaN or ±inf in the loss, an ELBO term or a gradient,
-    :mod:`~pyro_vsc.train.divergence`): with ``on_divergence="stop"`` the first such step is
-    recorded on the device and found at the next host read; the run then stops without writing
-    any checkpoint after that step, appends a ``diverged`` record to ``metrics.jsonl`` and raises
-    :class:`~pyro_vsc.train.divergence.TrainingDiverged`. With ``"skip"`` every step is checked
-    at once (one host synchronisation per step) and an unhealthy batch changes nothing: no
-    optimizer, schedule or warm-up step, and the buffers its forward pass changed (BatchNorm
-    statistics) are restored; skips are counted (``skipped_steps``) and more than
-    ``max_skipped_steps`` of them stop the run as diverged.
+    If the run folder holds a checkpoint, :meth:`fit` continues from it; the continued run equals
+    an uninterrupted one (the data order is a function of seed and epoch, the RNG states of
+    every process are restored).
 
     Data-parallel training (``context.world_size`` > 1, networks wrapped by the caller): every
     process runs the steps on its shard; the epoch's training loss is averaged over processes;
-    rank 0 alone validates, writes the run folder, logs, shows progress and calls
-    ``on_epoch_end``, and sends the epoch's record to the others, so every process ends with the
-    same history. Decisions that must be taken together (divergence, signals, the time-based
-    checkpoint) are exchanged at the progress interval; the skip policy exchanges its verdict
-    every step.
+    rank 0 alone validates and runs the callbacks that write or show something, and sends the
+    epoch's record to the others, so every process ends with the same history. Decisions taken
+    together (divergence, signals, the time-based checkpoint) are exchanged at the progress
+    interval.
 
     :param model: the Pyro model module.
     :param guide: the guide module (with ``advance()``).
-    :param objective: callable ``objective(x, params) -> loss`` that backpropagates; its
-        ``site_terms`` attribute (if any) names the ELBO terms of divergence messages.
-    :param dict optimizers: name → (optimizer, scheduler stepped per step).
+    :param objective: the :class:`~pyro_vsc.train.step.ObjectiveStep` of the ELBO.
+    :param optimizers: an :class:`~pyro_vsc.train.optimizer_set.OptimizerSet` (or a dict
+        name → (optimizer, scheduler) without gradient scaler).
     :param batches: provides ``len(batches)`` and ``batches.epoch(e, start)``.
-    :param validate: callable ``validate() -> dict`` of floats, run after every epoch (rank 0).
-    :param run_dir: output folder.
     :param int epochs: number of epochs.
-    :param int log_every: steps between progress-bar updates and divergence checks.
-    :param bool progress: show a progress bar.
-    :param on_epoch_end: optional callable ``(trainer, record)`` (e.g. figures), rank 0 only,
-        run on a copy of the torch random state.
+    :param validate: callable ``validate() -> dict`` of floats, run after every epoch (rank 0).
+    :param callbacks: :class:`~pyro_vsc.train.callbacks.Callback`\\ s.
+    :param checkpoints: a :class:`~pyro_vsc.train.checkpointing.Checkpointer`, or ``None`` for a
+        run without a folder.
+    :param divergence: a :class:`~pyro_vsc.train.divergence_policy.DivergencePolicy` (default:
+        stop at the first non-finite step).
+    :param int log_every: steps between progress updates and divergence checks.
     :param session_epochs: train at most this many epochs in this call (e.g. to fit a cluster
         job's time limit), then return; the next call resumes.
-    :param grad_scaler: the ``torch.amp.GradScaler`` the objective scales the loss with
-        (float16 mixed precision), or ``None``. Its gradients overflow by design and it skips
-        those steps itself, so only the loss and ELBO terms are checked for divergence.
     :param context: a :class:`~pyro_vsc.train.distributed.DistributedContext` (default: one process).
-    :param checkpoint_every: also write a checkpoint every this many steps (``None``: only at the
-        end of an epoch).
-    :param checkpoint_every_seconds: also write a checkpoint when this many seconds have passed
-        since the last one (``None``: no time limit).
-    :param str on_divergence: ``"stop"`` or ``"skip"``.
-    :param int max_skipped_steps: with ``"skip"``, the most batches a run may skip.
     """
 
-    def __init__(self, *, model, guide, objective, optimizers, batches, validate, run_dir, epochs,
-                 log_every=50, progress=True, on_epoch_end=None, session_epochs=None,
-                 grad_scaler=None, context=None, checkpoint_every=None,
-                 checkpoint_every_seconds=None, on_divergence="stop", max_skipped_steps=100):
-        if on_divergence not in POLICIES:
-            raise ValueError(f"on_divergence must be one of {', '.join(POLICIES)}, got {on_divergence!r}")
+    def __init__(self, *, model, guide, objective, optimizers, batches, epochs, validate=None,
+                 callbacks=(), checkpoints=None, divergence=None, log_every=50, session_epochs=None,
+                 context=None):
         self.model, self.guide, self.objective = model, guide, objective
-        self.optimizers = optimizers
+        self.optimizers = optimizers if isinstance(optimizers, OptimizerSet) else OptimizerSet(optimizers)
         self.batches, self.validate = batches, validate
-        self.run_dir = Path(run_dir)
-        self.epochs, self.log_every = int(epochs), int(log_every)
+        self.epochs, self.log_every, self.session_epochs = int(epochs), int(log_every), session_epochs
         self.context = context or DistributedContext()
-        self.progress = progress and self.context.is_main
-        self.on_epoch_end = on_epoch_end
-        self.session_epochs = session_epochs
-        self.grad_scaler = grad_scaler
-        self.checkpoint_every = checkpoint_every
-        self.checkpoint_every_seconds = checkpoint_every_seconds
-        self.on_divergence, self.max_skipped_steps = on_divergence, int(max_skipped_steps)
-        named = [(f"{owner}.{name}", p) for owner, module in (("model", model), ("guide", guide))
-                 for name, p in module.named_parameters() if p.requires_grad]
-        self.params = [p for _, p in named]
-        self.buffers = [b for module in (model, guide) for b in module.buffers()]
-        self.monitor = DivergenceMonitor(named if grad_scaler is None else [])
-        self.epoch, self.step, self.history = 0, 0, []
-        self._reset_epoch_state()
-        self.skipped_steps = 0
+        self.callbacks = CallbackList(callbacks, self.context.is_main)
+        self.checkpoints = checkpoints
+        self.divergence = divergence or StopOnDivergence()
+        self.divergence.start(self)
+        self.position, self.history = TrainingPosition(), []
         self.signals = StopSignals()
+        self.stop_reason = None  # set by request_stop (early stopping)
         self.prepared = False
-        self._last_save = time.monotonic()
-        self._saved_at = None  # (epoch, batch, step) of the last checkpoint on disk
 
-    def _reset_epoch_state(self):
-        """The position inside the current epoch and the epoch's running sums."""
-        self.batch = 0             # batches of the epoch done
-        self.epoch_loss = None     # sum of the losses of the applied steps (device)
-        self.epoch_applied = 0     # steps whose update was applied
-        self.epoch_skipped = 0     # steps skipped (policy "skip")
-        self.epoch_seconds = 0.0
-
-    # --- state -------------------------------------------------------------------------------
+    # --- what callbacks and policies use ------------------------------------------------------
     @property
-    def checkpoint_path(self):
-        return self.run_dir / CHECKPOINT_NAME
+    def run_dir(self):
+        """The run folder (``None`` for a run without checkpoints)."""
+        return None if self.checkpoints is None else self.checkpoints.run_dir
 
+    def named_parameters(self):
+        """``(model.<name> | guide.<name>, parameter)`` of every trainable parameter."""
+        return [(f"{owner}.{name}", p) for owner, module in (("model", self.model), ("guide", self.guide))
+                for name, p in module.named_parameters() if p.requires_grad]
+
+    def describe_position(self, step=None, batch=None):
+        """'step k (epoch e, batch b of n)' for messages; defaults to the current position."""
+        return self.position.describe(step, batch, None if self.batches is None else len(self.batches))
+
+    def request_stop(self, reason):
+        """Ends training after the current epoch (its checkpoint and callbacks included)."""
+        self.stop_reason = reason
+
+    def diverged(self, step, batch, nonfinite, what):
+        """Stops the run as diverged: the callbacks get the ``diverged`` record (``metrics.jsonl``
+        ends with it), then :class:`~pyro_vsc.train.divergence.TrainingDiverged` is raised."""
+        last = "no checkpoint was written" if self.checkpoints is None else self.checkpoints.describe_last(
+            None if self.batches is None else len(self.batches))
+        message = f"training diverged: {what}; {last} (on_divergence=skip skips such batches)"
+        record = {"epoch": self.position.epoch + 1, "step": step, "batch": batch, "diverged": True,
+                  "nonfinite": list(nonfinite), "skipped_steps": self.position.skipped_steps,
+                  "message": message}
+        self.callbacks.on_divergence(self, record)
+        raise TrainingDiverged(message, record)
+
+    # --- state --------------------------------------------------------------------------------
     def state_dict(self):
         """The checkpoint's content; a collective under data parallelism (the RNG states and
         running losses of every process are gathered)."""
-        rng_states = self.context.gather(rng_state())
-        epoch_losses = self.context.gather(None if self.epoch_loss is None else self.epoch_loss.cpu())
-        return {
-            "epoch": self.epoch,
-            "step": self.step,
-            "batch": self.batch,
-            "model": self.model.state_dict(),
-            "guide": self.guide.state_dict(),
-            "optimizers": {name: {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
-                           for name, (opt, sched) in self.optimizers.items()},
-            "grad_scaler": None if self.grad_scaler is None else self.grad_scaler.state_dict(),
-            "rng": rng_states[0],
-            "process_rng": rng_states,
-            "process_epoch_loss": epoch_losses,
-            "epoch_applied": self.epoch_applied,
-            "epoch_skipped": self.epoch_skipped,
-            "epoch_seconds": self.epoch_seconds,
-            "skipped_steps": self.skipped_steps,
-            "history": self.history,
-        }
+        loss = self.position.epoch_loss
+        return {**self.position.state_dict(),
+                "model": self.model.state_dict(),
+                "guide": self.guide.state_dict(),
+                "objective": self.objective.state_dict(),
+                **self.optimizers.state_dict(),
+                "process_rng": self.context.gather(rng_state()),
+                "process_epoch_loss": self.context.gather(None if loss is None else loss.cpu()),
+                "process_epoch_breakdown": self.context.gather(
+                    {name: value.cpu() for name, value in self.position.epoch_breakdown.items()}),
+                "history": self.history,
+                "callbacks": self.callbacks.state_dict()}
 
     def load_state_dict(self, state):
         self.model.load_state_dict(state["model"])
         self.guide.load_state_dict(state["guide"])
-        for name, (opt, sched) in self.optimizers.items():
-            opt.load_state_dict(state["optimizers"][name]["optimizer"])
-            sched.load_state_dict(state["optimizers"][name]["scheduler"])
-        if self.grad_scaler is not None and state.get("grad_scaler"):
-            self.grad_scaler.load_state_dict(state["grad_scaler"])
+        self.objective.load_state_dict(state.get("objective", {}))
+        self.optimizers.load_state_dict(state)
         same_processes = self._restore_rng(state.get("process_rng") or [state["rng"]])
-        self.epoch, self.step, self.history = state["epoch"], state["step"], state["history"]
-        self._reset_epoch_state()
-        self.batch = state.get("batch", 0)
-        self.skipped_steps = state.get("skipped_steps", 0)
-        if self.batch:
-            losses = state["process_epoch_loss"]
-            loss = losses[self.context.rank if same_processes else 0]
-            self.epoch_loss = None if loss is None else loss.to(self.context.device)
-            self.epoch_applied = state["epoch_applied"]
-            self.epoch_skipped = state["epoch_skipped"]
-            self.epoch_seconds = state["epoch_seconds"]
+        loss, breakdown = None, {}
+        if state.get("batch"):
+            process = self.context.rank if same_processes else 0
+            loss = state["process_epoch_loss"][process]
+            loss = None if loss is None else loss.to(self.context.device)
+            breakdown = (state.get("process_epoch_breakdown") or [{}] * (process + 1))[process]
+            breakdown = {name: value.to(self.context.device) for name, value in breakdown.items()}
+        self.position.load_state_dict(state, epoch_loss=loss, epoch_breakdown=breakdown)
+        self.history = state["history"]
+        self.callbacks.load_state_dict(state.get("callbacks", {}))
 
     def _restore_rng(self, states):
         """Each process continues its own RNG stream; with a different number of processes than
@@ -207,161 +169,43 @@ class Trainer:
             self.context.seed(int(torch.randint(2**31, ())))
         return False
 
-    def _position(self, step=None, batch=None):
-        """'step k (epoch e, batch b of n)' for messages; defaults to the current position."""
-        step = self.step if step is None else step
-        batch = self.batch if batch is None else batch
-        steps = None if self.batches is None else len(self.batches)
-        return _where(self.epoch, batch, step, steps)
-
-    def _last_checkpoint(self):
-        if self._saved_at is None:
-            return "no checkpoint was written"
-        epoch, batch, step = self._saved_at
-        steps = None if self.batches is None else len(self.batches)
-        where = _where(epoch, batch, step, steps)
-        return f"the last checkpoint, {self.checkpoint_path} at {where}, is intact"
-
-    def save_checkpoint(self):
-        """Writes the checkpoint (rank 0); a failed write stops the run and keeps the previous
-        checkpoint (a run that cannot save would otherwise lose all its work silently)."""
-        state = self.state_dict()
-        if self.context.is_main:
-            try:
-                save_atomic(state, self.checkpoint_path)
-            except OSError as error:
-                raise RunFolderWriteError(
-                    f"cannot write the checkpoint at {self._position()}: {error}; "
-                    f"{self._last_checkpoint()}: free space (or fix the folder) and continue "
-                    f"with resume={self.run_dir}") from error
-        self._saved_at = (self.epoch, self.batch, self.step)
-        self._last_save = time.monotonic()
-
     def prepare(self):
-        """Readies the run folder and resumes: checks that rank 0 can write the folder, removes
-        temporary files of a killed checkpoint write, and loads ``checkpoint.pt`` if there is
-        one, rewriting ``metrics.jsonl`` from its history (a run killed between the two writes
-        of an epoch's end has a checkpoint one record ahead). :meth:`fit` calls it if the
-        caller has not."""
-        if self.context.is_main:
-            prepare_run_folder(self.run_dir)
-            for stale in remove_stale_temporaries(self.checkpoint_path):
-                log.info("removed %s, left by an interrupted checkpoint write", stale)
-        if self.resume_if_possible():
-            self.write_metrics()
+        """Readies the run folder and continues its checkpoint if there is one. :meth:`fit`
+        calls it if the caller has not."""
+        if self.checkpoints is not None:
+            self.checkpoints.prepare()
+            state = self.checkpoints.load()
+            if state is not None:
+                self.load_state_dict(state)
+                self.checkpoints.saved_at = (self.position.epoch, self.position.batch, self.position.step)
+                log.info("resumed from %s at epoch %d, batch %d (step %d)", self.checkpoints.path,
+                         self.position.epoch + 1, self.position.batch, self.position.step)
         self.prepared = True
 
-    def resume_if_possible(self):
-        """Loads ``checkpoint.pt`` from the run folder if there is one; returns whether it did.
+    def save_checkpoint(self):
+        if self.checkpoints is not None:
+            self.checkpoints.save(self.state_dict(), self.position, len(self.batches))
 
-        Rank 0 decides; every process then reads the same file (on several nodes the run folder
-        must be on a shared filesystem).
-        """
-        if not self.context.broadcast(self.checkpoint_path.exists()):
-            return False
-        if not self.checkpoint_path.exists():
-            raise FileNotFoundError(f"rank {self.context.rank} cannot read {self.checkpoint_path}, "
-                                    "which rank 0 resumes from: put the run folder on a filesystem "
-                                    "that every node shares")
-        self.load_state_dict(load(self.checkpoint_path))
-        self._saved_at = (self.epoch, self.batch, self.step)
-        log.info("resumed from %s at epoch %d, batch %d (step %d)", self.checkpoint_path,
-                 self.epoch + 1, self.batch, self.step)
-        return True
-
-    def write_metrics(self, records=None):
-        """Writes ``records`` (default: the history) to ``metrics.jsonl`` atomically (rank 0)."""
-        if not self.context.is_main:
-            return
-        records = self.history if records is None else records
-        try:
-            write_text_atomic("".join(json.dumps(record) + "\n" for record in records),
-                              self.run_dir / METRICS_NAME)
-        except OSError as error:
-            raise RunFolderWriteError(
-                f"cannot write {self.run_dir / METRICS_NAME}: {error}; {self._last_checkpoint()}: "
-                f"free space (or fix the folder) and continue with resume={self.run_dir}") from error
-
-    # --- one step ----------------------------------------------------------------------------
+    # --- one step -----------------------------------------------------------------------------
     def train_step(self, x):
-        """One step on batch ``x``: returns the detached loss, or ``None`` if the batch was
-        skipped (policy ``skip``)."""
-        for optimizer, _ in self.optimizers.values():
-            optimizer.zero_grad(set_to_none=True)
-        skipping = self.on_divergence == "skip"
-        if skipping:  # the forward pass updates buffers (BatchNorm statistics): keep them
-            buffers = [b.clone() for b in self.buffers]
-        loss = self.objective(x, self.params)
-        site_terms = getattr(self.objective, "site_terms", None)
-        if skipping:
-            nonfinite = self.monitor.nonfinite(loss, site_terms)
-            if self.context.distributed:  # every process must skip the same steps
-                nonfinite = sorted({name for names in self.context.gather(nonfinite) for name in names})
-            if nonfinite:
-                with torch.no_grad():
-                    for buffer, saved in zip(self.buffers, buffers):
-                        buffer.copy_(saved)
-                self._skip(nonfinite)
-                return None
-        else:
-            self.monitor.observe(self.step + 1, loss, site_terms)
-        for optimizer, scheduler in self.optimizers.values():
-            if self.grad_scaler is None:
-                optimizer.step()
-            else:
-                self.grad_scaler.step(optimizer)  # unscales; skipped if the gradients overflowed
-            scheduler.step()
-        if self.grad_scaler is not None:
-            self.grad_scaler.update()
+        """One step on batch ``x``: returns the detached loss, or ``None`` if the divergence
+        policy skipped the batch."""
+        self.optimizers.zero_grad()
+        self.divergence.before_step(self)
+        loss = self.objective(x, self.optimizers.params)
+        if not self.divergence.after_backward(self, loss, self.objective.site_terms):
+            return None
+        self.optimizers.step()
         self.guide.advance()
-        self.step += 1
+        self.objective.advance()
+        self.position.step += 1
         return loss
 
-    def _skip(self, nonfinite):
-        """Counts a skipped batch (the step counter moves on, the training state does not)."""
-        self.step += 1
-        self.skipped_steps += 1
-        self.epoch_skipped += 1
-        where = self._position(batch=self.batch + 1)
-        if self.skipped_steps > self.max_skipped_steps:
-            self._diverge(self.step, self.batch + 1, nonfinite,
-                          f"more than max_skipped_steps={self.max_skipped_steps} batches had "
-                          f"non-finite values, the last at {where}")
-        if self.context.is_main:
-            log.warning("skipped the batch of %s: non-finite %s (%d skipped so far)", where,
-                        _summary(nonfinite), self.skipped_steps)
-
-    # --- divergence --------------------------------------------------------------------------
-    def check_divergence(self):
-        """Stops the run if a step since the last check was unhealthy (policy ``stop``); reads
-        the host, and under data parallelism is a collective."""
-        if self.on_divergence != "stop":
-            return
-        found = self.monitor.first_divergence()
-        if self.context.distributed:
-            found = min((f for f in self.context.gather(found) if f is not None), default=None,
-                        key=lambda f: f[0])
-        if found is not None:
-            step, nonfinite = found
-            batch = step - (self.step - self.batch)
-            self._diverge(step, batch, nonfinite, f"non-finite {_summary(nonfinite)} at "
-                                                  f"{self._position(step, batch)}")
-
-    def _diverge(self, step, batch, nonfinite, what):
-        """Appends the ``diverged`` record to ``metrics.jsonl`` and raises."""
-        message = (f"training diverged: {what}; {self._last_checkpoint()} (on_divergence=skip "
-                   "skips such batches)")
-        record = {"epoch": self.epoch + 1, "step": step, "batch": batch, "diverged": True,
-                  "nonfinite": list(nonfinite), "skipped_steps": self.skipped_steps,
-                  "message": message}
-        self.write_metrics(self.history + [record])
-        raise TrainingDiverged(message, record)
-
-    # --- loop --------------------------------------------------------------------------------
+    # --- the loop -----------------------------------------------------------------------------
     def _epoch_batches(self):
         """This epoch's batches from the current position; a batch that cannot be read after a
         stop was requested (DataLoader workers killed by the same signal) ends the epoch early."""
-        iterator = iter(self.batches.epoch(self.epoch, self.batch))
+        iterator = iter(self.batches.epoch(self.position.epoch, self.position.batch))
         while True:
             try:
                 x = next(iterator)
@@ -373,120 +217,127 @@ class Trainer:
                 return
             yield x
 
-    def _pause_reasons(self, at_log):
-        """Whether to stop on a signal and whether to checkpoint now (after a step)."""
-        stop = self.signals.received
-        timed = (self.checkpoint_every_seconds is not None
-                 and time.monotonic() - self._last_save >= self.checkpoint_every_seconds)
+    def _signal_received(self, at_log):
+        """The stop signal this process or (at the progress interval) any process received."""
+        received = self.signals.received
         if self.context.distributed:  # taken together, where the processes exchange anyway
-            if not at_log:
-                stop, timed = None, False
-            else:
-                stop = next((s for s in self.context.gather(stop) if s is not None), None)
-                timed = self.context.broadcast(timed)
-        counted = self.checkpoint_every is not None and self.step % self.checkpoint_every == 0
-        return stop, counted or timed
-
-    def run_epoch(self):
-        """Trains the rest of the current epoch; returns (training loss averaged over steps and
-        processes, seconds)."""
-        steps = len(self.batches)
-        started = time.perf_counter()
-        bar = tqdm(total=steps, initial=self.batch, desc=f"epoch {self.epoch + 1}/{self.epochs}",
-                   disable=not self.progress, leave=False, dynamic_ncols=True)
-        try:
-            for x in self._epoch_batches():
-                loss = self.train_step(x)
-                self.batch += 1
-                if loss is not None:
-                    self.epoch_loss = loss if self.epoch_loss is None else self.epoch_loss + loss
-                    self.epoch_applied += 1
-                at_log = self.batch % self.log_every == 0 or self.batch == steps
-                if at_log:
-                    self.check_divergence()
-                    bar.update(self.batch - bar.n)
-                    if self.epoch_loss is not None:
-                        bar.set_postfix(loss=f"{float(self.epoch_loss) / self.epoch_applied:.4g}",
-                                        nonzero=f"{self.latent_nonzero_pct():.1f}%")
-                if self.batch == steps:
-                    break  # the epoch's end checkpoints and handles signals after validation
-                stop, save = self._pause_reasons(at_log)
-                if stop is not None or save:
-                    self.check_divergence()
-                    self.epoch_seconds += time.perf_counter() - started
-                    started = time.perf_counter()
-                    self.save_checkpoint()
-                if stop is not None:
-                    self._interrupted(stop)
-        finally:
-            bar.close()
-        if self.batch < steps and self.signals.received is not None:  # batches ended early
-            self.check_divergence()
-            self.save_checkpoint()
-            self._interrupted(self.signals.received)
-        self.epoch_seconds += time.perf_counter() - started
-        if self.epoch_loss is None:
-            return float("nan"), self.epoch_seconds
-        return float(self.context.mean(self.epoch_loss)) / self.epoch_applied, self.epoch_seconds
+            received = next((s for s in self.context.gather(received) if s is not None), None) if at_log else None
+        return received
 
     def _interrupted(self, signum):
         """Raises after a stop on ``signum`` (received by this or another process)."""
         raise TrainingInterrupted(
-            f"stopped by {signal.Signals(signum).name} after {self._position()}; the checkpoint "
-            f"is saved: continue with resume={self.run_dir}", signum)
+            f"stopped by {signal.Signals(signum).name} after {self.describe_position()}; the "
+            f"checkpoint is saved: continue with resume={self.checkpoints.run_dir}", signum)
 
-    def latent_nonzero_pct(self):
-        latent = self.objective.latent()
-        return float(100.0 * (latent != 0).float().mean()) if latent is not None else float("nan")
+    def _pause(self, started):
+        """Checks divergence and writes a checkpoint inside the epoch; returns the new start time."""
+        self.divergence.check(self)
+        self.position.epoch_seconds += time.perf_counter() - started
+        self.save_checkpoint()
+        return time.perf_counter()
 
-    def epoch_record(self, train_loss, seconds):
-        """The epoch's metrics record: built and validated on rank 0, sent to every process."""
+    def run_epoch(self):
+        """Trains the rest of the current epoch; returns its :meth:`training_metrics`."""
+        steps, position = len(self.batches), self.position
+        started = time.perf_counter()
+        self.callbacks.on_train_epoch_start(self)
+        try:
+            for x in self._epoch_batches():
+                loss = self.train_step(x)
+                position.batch += 1
+                if loss is not None:
+                    position.add_loss(loss, self.objective.breakdown)
+                at_log = position.batch % self.log_every == 0 or position.batch == steps
+                if at_log:
+                    self.divergence.check(self)
+                    self.callbacks.on_log(self)
+                if position.batch == steps:
+                    break  # the epoch's end checkpoints and handles signals after validation
+                received = self._signal_received(at_log)
+                due = self.checkpoints is not None and self.checkpoints.due(position.step, at_log)
+                if received is not None or due:
+                    started = self._pause(started)
+                if received is not None:
+                    self._interrupted(received)
+        finally:
+            self.callbacks.on_train_epoch_end(self)
+        if position.batch < steps and self.signals.received is not None:  # batches ended early
+            self._pause(started)
+            self._interrupted(self.signals.received)
+        position.epoch_seconds += time.perf_counter() - started
+        return self.training_metrics()
+
+    def training_metrics(self):
+        """The epoch's training loss (exact: the negative ELBO per data point) and, where the
+        objective breaks it down, what moves in it: ``train_loss_without_constant`` (the loss
+        without the likelihood's normalising constant), ``train_recon`` and ``train_kl`` (see
+        :meth:`~pyro_vsc.elbo.max_elbo.ParticleELBO.breakdown`); averages over the epoch's
+        applied steps and processes (NaN if every step was skipped)."""
+        position = self.position
+        if position.epoch_loss is None:
+            return {"train_loss": float("nan")}
+        applied = position.epoch_applied
+        metrics = {"train_loss": float(self.context.mean(position.epoch_loss)) / applied}
+        parts = {name: float(self.context.mean(total)) / applied
+                 for name, total in sorted(position.epoch_breakdown.items())}
+        if parts:
+            metrics["train_loss_without_constant"] = parts["recon"] + parts["kl"]
+            metrics.update(train_recon=parts["recon"], train_kl=parts["kl"])
+        return metrics
+
+    def epoch_record(self, training_metrics):
+        """The epoch's metrics record: validated on rank 0, sent to every process."""
         record = None
         if self.context.is_main:
-            record = {"epoch": self.epoch + 1, "step": self.step, "train_loss": train_loss,
-                      "skipped_steps": self.epoch_skipped, "seconds": seconds,
+            seconds = self.position.epoch_seconds
+            record = {"epoch": self.position.epoch + 1, "step": self.position.step, **training_metrics,
+                      "skipped_steps": self.position.epoch_skipped, "seconds": seconds,
                       "steps_per_second": len(self.batches) / seconds}
-            record.update({f"val_{key}": value for key, value in self.validate().items()})
-            record.update({f"lr_{name}": opt.param_groups[0]["lr"]
-                           for name, (opt, _) in self.optimizers.items()})
+            if self.validate is not None:
+                record.update({f"val_{key}": value for key, value in self.validate().items()})
+            record.update(self.optimizers.learning_rates())
         return self.context.broadcast(record)
 
     def fit(self):
-        """Trains until ``epochs`` (continuing a checkpoint if present); returns the history.
+        """Trains until ``epochs`` (continuing a checkpoint if present), ``session_epochs`` or a
+        callback's :meth:`request_stop`; returns the history.
 
-        :raises TrainingDiverged: see the class description.
+        :raises TrainingDiverged: see :mod:`~pyro_vsc.train.divergence_policy`.
         :raises TrainingInterrupted: after SIGTERM/SIGINT, once the checkpoint is written.
         :raises RunFolderWriteError: when a checkpoint or the metrics cannot be written.
         """
         if not self.prepared:
             self.prepare()
         stop = self.epochs if self.session_epochs is None else min(
-            self.epochs, self.epoch + int(self.session_epochs))
-        self._last_save = time.monotonic()
-        with self.signals:
-            while self.epoch < stop:
-                self.model.train()
-                self.guide.train()
-                train_loss, seconds = self.run_epoch()
-                self.model.eval()
-                self.guide.eval()
-                record = self.epoch_record(train_loss, seconds)
-                self.history.append(record)
-                self.epoch += 1
-                self._reset_epoch_state()
-                self.save_checkpoint()
-                self.write_metrics()
-                if self.context.is_main:
-                    log.info("epoch %d/%d: %s", self.epoch, self.epochs,
-                             ", ".join(f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)))
-                    if self.on_epoch_end is not None:
-                        # figures may sample (codes for reconstructions); they must not shift the
-                        # training's random stream, or a resumed run would differ from this one
-                        cuda = [self.context.device] if self.context.device.type == "cuda" else []
-                        with torch.random.fork_rng(devices=cuda):
-                            self.on_epoch_end(self, record)
-                received = self._pause_reasons(at_log=True)[0]
-                if received is not None and self.epoch < stop:
-                    self._interrupted(received)
+            self.epochs, self.position.epoch + int(self.session_epochs))
+        if self.checkpoints is not None:
+            self.checkpoints.restart_clock()
+        cuda = [self.context.device] if self.context.device.type == "cuda" else []
+        try:
+            with self.signals:
+                self.callbacks.on_fit_start(self)
+                while self.position.epoch < stop and self.stop_reason is None:
+                    self.model.train()
+                    self.guide.train()
+                    training_metrics = self.run_epoch()
+                    self.model.eval()
+                    self.guide.eval()
+                    record = self.epoch_record(training_metrics)
+                    self.callbacks.on_validation_end(self, record)
+                    self.history.append(record)
+                    self.position.next_epoch()
+                    self.save_checkpoint()
+                    # callbacks may sample (codes for figures); they must not shift the
+                    # training's random stream, or a resumed run would differ from this one
+                    with torch.random.fork_rng(devices=cuda):
+                        self.callbacks.on_epoch_end(self, record)
+                    received = self._signal_received(at_log=True)
+                    if received is not None and self.position.epoch < stop and self.stop_reason is None:
+                        self._interrupted(received)
+        finally:
+            self.callbacks.on_fit_end(self)
+        if self.stop_reason is not None:
+            log.info("%s", self.stop_reason)
         self.context.barrier()
         return self.history

@@ -1,0 +1,185 @@
+"""The Python state a recorded objective depends on, as a cheap comparable value (its guard).
+
+A recording (:mod:`pyro_vsc.train.capture`) keeps the tensor operations of one run of a Pyro
+program. Tensors the program reads through its modules' parameters and buffers are inputs of the
+replay and are read live; everything else the program's Python reads is frozen into the
+recording: a prior's scale held as a Python float, a KL weight β, a counter, a flag switched by
+the training loop, a submodule's ``train()``/``eval()`` mode, a hook, a plain tensor attribute
+(recorded as a constant). :func:`python_state` collects all of it from a set of root objects —
+the model, the guide, their submodules, the ELBO and the KL weights — walking attributes the way
+``torch.compile``'s guards do:
+
+* numbers, strings, ``None``, devices and dtypes by value (floats by ``float.hex``, so NaN equals
+  itself and -0.0 differs from 0.0);
+* the keys of torch's global forward hooks;
+* lists, tuples, dicts and sets element by element; plain objects (schedules, dataclasses)
+  through their attributes, to a bounded depth;
+* ``nn.Module``\\ s through their own attributes (``training`` among them) and the keys of their
+  forward hooks, with the parameter and buffer *names* (their values are replay inputs);
+* a plain tensor attribute by identity and version counter (an in-place change bumps it);
+* functions, classes and objects it cannot look into by identity (a weak reference, so that a
+  new object at a freed object's address is not taken for it);
+* each module's class, so that a submodule replaced by one of another class is seen.
+
+The result is a tuple of ``(owner id, attribute, value)`` entries (owners are the live modules
+and roots of the program), so comparing two states is a
+tuple comparison and :func:`describe_change` can name the attribute that differs.
+"""
+
+import enum
+import types
+import weakref
+
+import torch
+from torch import nn
+from torch.nn.modules import module as _global_hooks
+
+#: How deep plain objects (not modules) are followed before only their identity counts.
+MAX_DEPTH = 4
+
+#: nn.Module internals that are not program state: submodules are walked as modules of their own,
+#: parameters and buffers are inputs of the replay (their names are kept), and the hooks of
+#: ``state_dict``/``load_state_dict``/backward do not change the forward computation.
+#: ``training``, the names of parameters, buffers and submodules and the forward hooks are kept
+#: as one entry per module (``<module>``).
+_FORWARD_HOOKS = ("_forward_hooks", "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+                  "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs")
+_MODULE_INTERNALS = frozenset({
+    "training", *_FORWARD_HOOKS, "_modules", "_parameters", "_buffers",
+    "_non_persistent_buffers_set", "_state_dict_hooks", "_state_dict_pre_hooks",
+    "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks", "_backward_hooks",
+    "_backward_pre_hooks", "_is_full_backward_hook",
+})
+_BY_VALUE = (bool, int, str, bytes, type(None), complex, torch.device, torch.dtype, torch.Size,
+             enum.Enum, range)
+_BY_IDENTITY = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, type,
+                types.ModuleType)
+
+
+def _identity(obj):
+    """A token equal for the same live object only: a weak reference (an id alone could be
+    reused by a new object once the old one is freed), or the id where weak references are not
+    possible."""
+    try:
+        token = weakref.ref(obj)
+        hash(token)
+    except TypeError:
+        return id(obj)
+    return token
+
+
+def _value(obj, depth, seen):
+    """A comparable, hashable stand-in for ``obj``."""
+    if isinstance(obj, float):
+        return ("float", obj.hex())
+    if isinstance(obj, _BY_VALUE):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        return ("tensor", _identity(obj), obj._version)
+    if isinstance(obj, nn.Module) or isinstance(obj, _BY_IDENTITY):
+        return ("object", _identity(obj))
+    if depth >= MAX_DEPTH or id(obj) in seen:
+        return ("object", _identity(obj))
+    seen = seen | {id(obj)}
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__, tuple(_value(item, depth + 1, seen) for item in obj))
+    if isinstance(obj, dict):
+        return ("dict", tuple((_value(key, depth + 1, seen), _value(item, depth + 1, seen))
+                              for key, item in obj.items()))
+    if isinstance(obj, (set, frozenset)):
+        return ("set", tuple(sorted(map(repr, obj))))
+    attributes = getattr(obj, "__dict__", None)
+    if attributes is None:
+        return ("object", _identity(obj))
+    return (type(obj), tuple((name, _value(item, depth + 1, seen)) for name, item in attributes.items()))
+
+
+_PLAIN = frozenset({bool, int, str, type(None)})
+
+
+def _entry(item):
+    """:func:`_value` with a fast path for the plain values that most attributes hold."""
+    kind = type(item)
+    if kind in _PLAIN:
+        return item
+    if kind is float:
+        return ("float", item.hex())
+    return _value(item, 0, frozenset())
+
+
+def python_state(roots):
+    """The Python state reachable from ``roots`` (modules and other objects), as a tuple."""
+    entries, modules = [], {}
+    for root in roots:
+        if isinstance(root, nn.Module):
+            stack = [root]
+            while stack:  # root.modules() without its name bookkeeping
+                module = stack.pop()
+                if id(module) not in modules:
+                    modules[id(module)] = module
+                    stack.extend(child for child in reversed(module._modules.values()) if child is not None)
+        else:
+            owner = id(root)
+            for name, item in vars(root).items():
+                entries.append((owner, name, _entry(item)))
+    for owner, module in modules.items():
+        attributes = module.__dict__
+        entries.append((owner, "<module>", (
+            attributes["training"], type(module), tuple(module._parameters), tuple(module._buffers),
+            tuple(module._modules), *(tuple(attributes[name]) for name in _FORWARD_HOOKS))))
+        for name, item in attributes.items():
+            if name not in _MODULE_INTERNALS:
+                entries.append((owner, name, _entry(item)))
+    entries.append((0, "<global forward hooks>", (tuple(_global_hooks._global_forward_hooks),
+                                                   tuple(_global_hooks._global_forward_pre_hooks))))
+    return tuple(entries)
+
+
+def _owner_names(roots):
+    names = {0: "torch.nn.modules.module"}
+    for root in roots:
+        label = type(root).__name__
+        if isinstance(root, nn.Module):
+            for name, module in root.named_modules():
+                names.setdefault(id(module), f"{label}.{name}" if name else label)
+        else:
+            names.setdefault(id(root), label)
+    return names
+
+
+def _shown(value):
+    if isinstance(value, tuple) and value[:1] == ("float",):
+        return repr(float.fromhex(value[1]))
+    if isinstance(value, tuple) and value[:1] == ("tensor",):
+        return "a plain tensor attribute (not a buffer) that was replaced or changed in place"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def describe_change(before, after, roots, shown=3):
+    """Names the attributes that differ between two :func:`python_state` results, e.g.
+    ``LinearSparseCoding.prior.scale: 0.1 -> 0.07``."""
+    names = _owner_names(roots)
+    old = {(owner, name): value for owner, name, value in before}
+    new = {(owner, name): value for owner, name, value in after}
+    changes = []
+    for key in dict.fromkeys([*old, *new]):
+        if old.get(key, "<absent>") != new.get(key, "<absent>"):
+            owner, name = key
+            where = f"{names.get(owner, 'an object')}.{name}"
+            if key not in old:
+                changes.append(f"{where} was added")
+            elif key not in new:
+                changes.append(f"{where} was removed")
+            elif name == "<module>":
+                where = where[: -len(".<module>")]
+                if old[key][0] != new[key][0]:
+                    changes.append(f"{where}.training: {old[key][0]} -> {new[key][0]}")
+                if old[key][1:] != new[key][1:]:
+                    changes.append(f"{where}: its class, parameters, buffers, submodules or forward hooks")
+            elif isinstance(old[key], tuple) and old[key][:1] == ("tensor",):
+                changes.append(f"{where} ({_shown(old[key])})")
+            else:
+                changes.append(f"{where}: {_shown(old[key])} -> {_shown(new[key])}")
+    more = len(changes) - shown
+    return "; ".join(changes[:shown]) + (f" and {more} more" if more > 0 else "")

@@ -1,0 +1,89 @@
+"""The guard of recorded objectives sees every kind of Python state a program can read, and
+nothing else (pyro_vsc/train/guards.py)."""
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from pyro_vsc.train.guards import describe_change, python_state
+
+
+@dataclass
+class Schedule:
+    start: float
+    steps: int
+
+
+class Program(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inner = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
+        self.scale = 0.5
+        self.name = "laplace"
+        self.schedule = Schedule(0.1, 10)
+        self.sizes = [1, 2, {"a": 3}]
+        self.constant = torch.ones(2)        # a plain tensor attribute: recorded as a constant
+        self.register_buffer("counter", torch.zeros(()))
+        self.missing = float("nan")
+
+
+def _edits():
+    def add_hook(p):
+        p.inner[0].register_forward_hook(lambda *args: None)
+
+    return {
+        "a float": lambda p: setattr(p, "scale", 0.25),
+        "a string": lambda p: setattr(p, "name", "normal"),
+        "a nested schedule": lambda p: setattr(p, "schedule", Schedule(0.2, 10)),
+        "a list item": lambda p: p.sizes[2].update(a=4),
+        "a plain tensor in place": lambda p: p.constant.mul_(2),
+        "a plain tensor replaced": lambda p: setattr(p, "constant", torch.ones(2)),
+        "a submodule's mode": lambda p: p.inner[1].eval(),
+        "a submodule's class": lambda p: p.inner.__setitem__(1, nn.Tanh()),
+        "a forward hook": add_hook,
+        "a new attribute": lambda p: setattr(p.inner[0], "flag", True),
+        "a new buffer": lambda p: p.register_buffer("extra", torch.zeros(1)),
+        "a KL weight": lambda p: None,  # the KL weights are a further root, edited below
+    }
+
+
+@pytest.mark.parametrize("edit", list(_edits()))
+def test_each_kind_of_python_state_is_seen(edit):
+    program, weights = Program(), {"z": 0.01}
+
+    class KLWeights:
+        def __init__(self):
+            self.weights = weights
+
+    roots = (program, KLWeights())
+    before = python_state(roots)
+    _edits()[edit](program)
+    if edit == "a KL weight":
+        weights["z"] = 0.02
+    after = python_state(roots)
+    assert after != before
+    assert describe_change(before, after, roots)
+
+
+def test_what_the_replay_reads_live_does_not_change_the_state():
+    """Parameter and buffer values are replay inputs, so updating them is not a state change;
+    NaN equals itself; the state is hashable (recordings are looked up by it)."""
+    program = Program()
+    before = python_state([program])
+    with torch.no_grad():
+        program.inner[0].weight.add_(1.0)
+        program.counter += 1
+    program.inner[0].weight = nn.Parameter(torch.zeros(2, 2))  # the same name, read live
+    assert python_state([program]) == before
+    hash(before)
+
+
+def test_the_change_is_named():
+    program = Program()
+    before = python_state([program])
+    program.scale = 0.125
+    program.inner[1].eval()
+    assert describe_change(before, python_state([program]), [program]) == (
+        "Program.scale: 0.5 -> 0.125; Program.inner.1.training: True -> False")
