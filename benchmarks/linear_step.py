@@ -1,7 +1,8 @@
 """Training-step time of the linear model: Pyro path vs. plain-PyTorch floor vs. roofline.
 
 For each guide (``thresh``, ``thresh_gamma`` and the Gaussian baseline), J ∈ {1, 20} and
-objective ∈ {max, avg} at batch 100, three paths are timed in the same process, interleaved
+objective ∈ {max, avg} at batch 100 (and, for comparison, ``thresh`` with Pyro's stock
+``TraceMeanField_ELBO``, ``avg_pyro``), three paths are timed in the same process, interleaved
 repetition by repetition in a rotating order, after a warm-up:
 
 * the Pyro path: the library's own ``Trainer.train_step`` as a run uses it (zero grads, the Pyro
@@ -13,8 +14,8 @@ repetition by repetition in a rotating order, after a warm-up:
 Printed and written (JSON + Markdown, ``benchmarks/results/``): median ms/step and the spread
 (min-max over repetitions) of each, the ratios to the floor, and the ratio of the Pyro path to
 the roofline bound (the step's matmul FLOPs over this machine's best measured matmul
-throughput). A profile of the ``thresh`` J = 20 Pyro step shows where the time beyond the bound
-goes.
+throughput). Profiles of the ``thresh`` and ``thresh_gamma`` J = 20 Pyro steps show where the
+time beyond the bound goes.
 
 Run: ``python -m benchmarks.linear_step [--repeats 15 --steps 20 --threads 2]``.
 """
@@ -40,7 +41,8 @@ from pyro_vsc.train.trainer import Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES = [(guide, j, objective) for guide in ("thresh", "thresh_gamma", "gaussian")
-         for j in (1, 20) for objective in ("max", "avg")]
+         for j in (1, 20) for objective in ("max", "avg")] + [("thresh", 1, "avg_pyro"), ("thresh", 20, "avg_pyro")]
+PROFILED = [("thresh", 20, "max"), ("thresh_gamma", 20, "max")]
 
 
 def build_case(guide, num_particles, objective, batch=100, capture=True):
@@ -58,7 +60,7 @@ def build_case(guide, num_particles, objective, batch=100, capture=True):
     encoder = copy.deepcopy(guide_module.encoder)
     dictionary = copy.deepcopy(model.decoder)
     kl_weights = OmegaConf.to_container(cfg.kl_weights, resolve=True)
-    floor = LinearFloor(encoder, dictionary.weight, guide, num_particles, objective,
+    floor = LinearFloor(encoder, dictionary.weight, guide, num_particles, "max" if objective == "max" else "avg",
                         constants_from(model, guide_module, kl_weights))
     optimizers = [
         (instantiate(cfg.model.optim.model.optimizer)(dictionary.parameters()),),
@@ -111,7 +113,7 @@ def run(repeats=15, steps=20, warmup=20, threads=2, batch=100):
 def _run(repeats, steps, warmup, threads, batch):
     peak, shapes = matmul_throughput()
     rows = []
-    profile = None
+    profiles = {}
     for guide, j, objective in CASES:
         pyro_step, floor_step, data, flops = build_case(guide, j, objective, batch)
         eager_step = build_case(guide, j, objective, batch, capture=False)[0]
@@ -138,17 +140,17 @@ def _run(repeats, steps, warmup, threads, batch):
         row["ratio_eager_floor"] = row["eager_ms"] / row["floor_ms"]
         row["ratio_roofline"] = row["pyro_ms"] / bound
         rows.append(row)
-        print(f"{guide:13s} J={j:2d} {objective:3s}: pyro {row['pyro_ms']:.2f} ms "
+        print(f"{guide:13s} J={j:2d} {objective:8s}: pyro {row['pyro_ms']:.2f} ms "
               f"[{row['pyro_min']:.2f}-{row['pyro_max']:.2f}], eager {row['eager_ms']:.2f} ms, "
               f"floor {row['floor_ms']:.2f} ms [{row['floor_min']:.2f}-{row['floor_max']:.2f}], "
               f"ratio {row['ratio_floor']:.3f} (eager {row['ratio_eager_floor']:.3f}), "
               f"roofline {bound:.2f} ms (x{row['ratio_roofline']:.2f})", flush=True)
-        if (guide, j, objective) == ("thresh", 20, "max"):
-            profile = profile_step(pyro_step, batches[:10])
+        if (guide, j, objective) in PROFILED:
+            profiles[f"{guide}, J={j}, {objective}"] = profile_step(pyro_step, batches[:10])
     meta = {"machine": platform.platform(), "processor": platform.processor(), "threads": threads,
             "torch": torch.__version__, "pyro": pyro.__version__, "batch": batch, "repeats": repeats,
             "steps_per_repeat": steps, "matmul_gflops": peak, "matmul_shapes": shapes}
-    return meta, rows, profile
+    return meta, rows, profiles
 
 
 def markdown(meta, rows):
@@ -174,15 +176,15 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    meta, rows, profile = run(args.repeats, args.steps, args.warmup, args.threads)
+    meta, rows, profiles = run(args.repeats, args.steps, args.warmup, args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "linear_step.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     table = markdown(meta, rows)
-    (RESULTS / "linear_step.md").write_text(table + "\nProfile of the thresh, J=20, max Pyro step:\n\n```\n"
-                                            + (profile or "") + "```\n")
+    profile_text = "".join(f"\nProfile of the {case} Pyro step (10 steps):\n\n```\n{text}```\n"
+                           for case, text in profiles.items())
+    (RESULTS / "linear_step.md").write_text(table + profile_text)
     print(table)
-    print("Profile of the thresh, J=20, max Pyro step (10 steps):")
-    print(profile)
+    print(profile_text)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Threshold posteriors for the thresholded guides: fixed λ₀ or a Gamma posterior (§3.2)."""
 
 import pyro
-import pyro.distributions as dist
 import torch
 from torch import nn
+
+from pyro_vsc.distributions import VectorizedGamma
 
 #: Appendix B: the Gamma parameters are clamped to [1e-6, 1e6].
 GAMMA_CLAMP = (1e-6, 1e6)
@@ -28,7 +29,9 @@ class GammaThreshold(nn.Module):
     r"""λ ~ Γ(α(x), β(x)) per dimension, pathwise-reparameterized (Jankowiak & Obermeyer, 2018).
 
     Heads (log α, log β); α and β are clamped to ``clamp`` (Appendix B: [1e-6, 1e6]). Samples
-    the ``threshold`` site, which the model's Gamma prior Γ(α₀, α₀/λ₀) scores.
+    the ``threshold`` site, which the model's Gamma prior Γ(α₀, α₀/λ₀) scores, with
+    :class:`~pyro_vsc.distributions.VectorizedGamma` (torch's Gamma law, a vectorized sampler and
+    gradient: the same distribution, another random stream than ``dist.Gamma``).
     """
 
     heads = ("log_alpha", "log_beta")
@@ -43,4 +46,4 @@ class GammaThreshold(nn.Module):
     def forward(self, params):
         alpha = params["log_alpha"].exp().clamp(*self.clamp)
         rate = params["log_beta"].exp().clamp(*self.clamp)
-        return pyro.sample("threshold", dist.Gamma(alpha, rate).to_event(1))
+        return pyro.sample("threshold", VectorizedGamma(alpha, rate).to_event(1))

@@ -141,14 +141,7 @@ def fista(
     :param torch.Tensor init: optional warm start ``z_0`` of shape ``(B, K)``; zeros by default.
     :rtype: FistaResult
     """
-    _check_shapes(dictionary, x)
-    if dictionary.dtype != x.dtype or dictionary.device != x.device:
-        raise ValueError(
-            "dictionary and x must share dtype and device, got "
-            f"{dictionary.dtype}@{dictionary.device} and {x.dtype}@{x.device}"
-        )
-    if not dictionary.dtype.is_floating_point:
-        raise ValueError(f"dictionary and x must be floating point, got {dictionary.dtype}")
+    dictionary, x, lam, codes = lasso_inputs(dictionary, x, lam, init)
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     if not (isinstance(check_every, int) and check_every >= 1):
@@ -157,24 +150,7 @@ def fista(
         tol = default_tolerance(x.dtype)
     if not tol >= 0:
         raise ValueError(f"tol must be >= 0, got {tol!r}")
-    batch, num_atoms = x.shape[0], dictionary.shape[1]
-    dictionary = dictionary.detach()
-    x = x.detach()
-    lam = torch.as_tensor(lam, dtype=x.dtype, device=x.device).detach()
-    if not bool(torch.all(lam >= 0) & torch.all(torch.isfinite(lam))):
-        raise ValueError("lam must be finite and >= 0 everywhere")
-    try:
-        torch.broadcast_shapes(lam.shape, (batch, num_atoms))
-    except RuntimeError:
-        raise ValueError(
-            f"lam of shape {tuple(lam.shape)} does not broadcast to the codes' shape (B, K) = {(batch, num_atoms)}"
-        ) from None
-    if init is None:
-        codes = x.new_zeros(batch, num_atoms)
-    else:
-        if init.shape != (batch, num_atoms):
-            raise ValueError(f"init must have shape (B, K) = {(batch, num_atoms)}, got {tuple(init.shape)}")
-        codes = init.detach().to(dtype=x.dtype, device=x.device, copy=True)
+    batch, num_atoms = codes.shape
 
     lipschitz = float(lipschitz_constant(dictionary) if lipschitz is None else lipschitz)
     if not lipschitz >= 0:
@@ -214,6 +190,39 @@ def fista(
             converged = bool(torch.linalg.vector_norm(proposal) <= tol * torch.linalg.vector_norm(codes))
         codes, new_codes = new_codes, codes
     return FistaResult(codes=codes, iterations=iteration, converged=converged)
+
+
+def lasso_inputs(dictionary, x, lam, init=None):
+    """Checks the inputs of a LASSO solver (:func:`fista`, :func:`~pyro_vsc.active_set_lasso.active_set_lasso`).
+
+    :returns: ``(dictionary, x, lam, codes)`` detached, ``lam`` as a tensor of x's dtype and
+        device, ``codes`` a copy of ``init`` or zeros of shape (B, K).
+    """
+    _check_shapes(dictionary, x)
+    if dictionary.dtype != x.dtype or dictionary.device != x.device:
+        raise ValueError(
+            "dictionary and x must share dtype and device, got "
+            f"{dictionary.dtype}@{dictionary.device} and {x.dtype}@{x.device}"
+        )
+    if not dictionary.dtype.is_floating_point:
+        raise ValueError(f"dictionary and x must be floating point, got {dictionary.dtype}")
+    batch, num_atoms = x.shape[0], dictionary.shape[1]
+    lam = torch.as_tensor(lam, dtype=x.dtype, device=x.device).detach()
+    if not bool(torch.all(lam >= 0) & torch.all(torch.isfinite(lam))):
+        raise ValueError("lam must be finite and >= 0 everywhere")
+    try:
+        torch.broadcast_shapes(lam.shape, (batch, num_atoms))
+    except RuntimeError:
+        raise ValueError(
+            f"lam of shape {tuple(lam.shape)} does not broadcast to the codes' shape (B, K) = {(batch, num_atoms)}"
+        ) from None
+    if init is None:
+        codes = x.new_zeros(batch, num_atoms)
+    else:
+        if init.shape != (batch, num_atoms):
+            raise ValueError(f"init must have shape (B, K) = {(batch, num_atoms)}, got {tuple(init.shape)}")
+        codes = init.detach().to(dtype=x.dtype, device=x.device, copy=True)
+    return dictionary.detach(), x.detach(), lam, codes
 
 
 def _check_shapes(dictionary, x):

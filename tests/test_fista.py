@@ -85,14 +85,18 @@ def test_iterates_follow_the_fista_recursion():
         torch.testing.assert_close(result.codes, torch.stack(expected), rtol=1e-12, atol=1e-12)
 
 
-def test_orthonormal_dictionary_gives_soft_threshold_of_correlations():
-    # With AᵀA = I the LASSO decouples and z* = S_λ(Aᵀx) exactly.
+def orthonormal_problem():
+    """(Q, x, λ, z*): with AᵀA = I the LASSO decouples and z* = S_λ(Aᵀx) exactly."""
     generator = torch.Generator().manual_seed(2)
     q, _ = torch.linalg.qr(torch.randn(16, 16, generator=generator, dtype=torch.float64))
     x = torch.randn(8, 16, generator=generator, dtype=torch.float64)
     lam = 0.7
     correlations = x @ q
-    expected = correlations.sign() * (correlations.abs() - lam).clamp(min=0.0)
+    return q, x, lam, correlations.sign() * (correlations.abs() - lam).clamp(min=0.0)
+
+
+def test_orthonormal_dictionary_gives_soft_threshold_of_correlations():
+    q, x, lam, expected = orthonormal_problem()
     result = fista(q, x, lam)
     assert result.converged
     torch.testing.assert_close(result.codes, expected, rtol=0, atol=1e-10)

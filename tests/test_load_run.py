@@ -14,7 +14,7 @@ import torch
 
 import pyro_vsc
 import pyro_vsc.run
-from pyro_vsc.elbo import MaxELBO
+from pyro_vsc.elbo import AverageELBO, MaxELBO
 from pyro_vsc.run import build_run, run_command, train
 from pyro_vsc.train.checkpoint import load
 from tests.faults import TIMING, TINY_RUN, read_metrics
@@ -126,21 +126,23 @@ def test_resume_on_the_command_line_with_resumable_settings(tmp_path):
     assert [r["epoch"] for r in read_metrics(run_dir)] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("objective", [MaxELBO, AverageELBO])
 @pytest.mark.parametrize("guide, particles", [("thresh_gamma", 1), ("thresh_gamma", 4), ("gaussian", 3)])
-def test_the_loss_breakdown_adds_up_and_shows_the_reconstruction_error(guide, particles):
+def test_the_loss_breakdown_adds_up_and_shows_the_reconstruction_error(guide, particles, objective):
     """recon + kl + constant = the loss per data point; recon is the per-pixel MSE of the kept
-    particles with σ² = D/2, and the constant is D/2 · log(2π σ²)."""
+    particles (the selected one of eq. 9, all of them for eq. 7) with σ² = D/2, and the constant
+    is D/2 · log(2π σ²)."""
     cfg = compose_config(["model.data_dim=16", "model.latent_dim=12", "model.backbone.hidden=[32]",
                           f"guide={guide}"])
     built = build_run(cfg, torch.device("cpu"), data=object())
     model, guide_module = built["model"], built["guide"]
     x = torch.randn(7, 16)
-    particles_elbo = MaxELBO(num_particles=particles, max_plate_nesting=1).particle_elbo(model, guide_module, x)
+    particles_elbo = objective(num_particles=particles, max_plate_nesting=1).particle_elbo(model, guide_module, x)
     parts = particles_elbo.breakdown()
     total = parts["recon"] + parts["kl"] + parts["constant"]
     torch.testing.assert_close(total, particles_elbo.loss / 7)
     assert float(parts["constant"]) == pytest.approx(8 * math.log(2 * math.pi * 8), rel=1e-6)
-    z = particles_elbo.selected("z")
+    z = particles_elbo.values("z") if objective is AverageELBO else particles_elbo.selected("z")
     mse = (x - model.decoder(z)).pow(2).mean()
     torch.testing.assert_close(parts["recon"], mse.detach(), rtol=1e-5, atol=1e-6)
 

@@ -175,7 +175,7 @@ def test_non_reparameterized_site_is_refused():
         MaxELBO(max_plate_nesting=1).differentiable_loss(model, guide, torch.zeros(3))
 
 
-@pytest.mark.parametrize("objective", ["max", "avg", "iwae"])
+@pytest.mark.parametrize("objective", ["max", "avg", "avg_pyro", "iwae"])
 @pytest.mark.parametrize("num_particles", [1, 4])
 def test_build_elbo_maps_names(objective, num_particles):
     elbo = build_elbo(objective, num_particles=num_particles)

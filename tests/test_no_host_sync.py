@@ -13,9 +13,10 @@ HOST_READS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int_
 
 @pytest.mark.parametrize("guide", ["thresh", "thresh_gamma", "gaussian", "laplace", "spike_slab",
                                    "thresh_gauss_gamma"])
-@pytest.mark.parametrize("num_particles", [1, 4])
-def test_max_elbo_training_step_reads_nothing_back(guide, num_particles, monkeypatch):
-    cfg = compose_config([f"guide={guide}", f"elbo.num_particles={num_particles}",
+@pytest.mark.parametrize("objective,num_particles", [("max", 1), ("max", 4), ("avg", 4)])
+def test_training_step_reads_nothing_back(guide, objective, num_particles, monkeypatch):
+    """With the max (eq. 9) and average (eq. 7) ELBOs."""
+    cfg = compose_config([f"guide={guide}", f"elbo={objective}", f"elbo.num_particles={num_particles}",
                           "data.num_train=200", "data.num_val=20", "batch_size=20"])
     with runtime_settings(cfg):
         _check_training_steps(cfg, monkeypatch)

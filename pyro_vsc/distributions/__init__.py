@@ -2,6 +2,7 @@
 
 from . import kl  # noqa: F401  (registers the analytic KLs of the package's own laws)
 from .calibration import calibrated_threshold, nonzero_fraction
+from .gamma import VectorizedGamma
 from .kl import (
     bernoulli_kl,
     closed_form_kl,
@@ -24,6 +25,7 @@ __all__ = [
     "ThresholdedDistribution",
     "ThresholdedLaplace",
     "ThresholdedNormal",
+    "VectorizedGamma",
     "WarmupLaplace",
     "bernoulli_kl",
     "calibrated_threshold",

@@ -1,6 +1,8 @@
-"""ELBO objectives: max-over-particles (eq. 9) and the name → ELBO map."""
+"""ELBO objectives: max-over-particles (eq. 9), average (eq. 7) and the name → ELBO map."""
 
-from .max_elbo import PARTICLE_PLATE, MaxELBO, ParticleELBO
+from .avg_elbo import AverageELBO
+from .max_elbo import PARTICLE_PLATE, MaxELBO, ParticleELBO, ParticleTraceELBO
 from .objectives import OBJECTIVES, build_elbo
 
-__all__ = ["MaxELBO", "OBJECTIVES", "PARTICLE_PLATE", "ParticleELBO", "build_elbo"]
+__all__ = ["AverageELBO", "MaxELBO", "OBJECTIVES", "PARTICLE_PLATE", "ParticleELBO", "ParticleTraceELBO",
+           "build_elbo"]

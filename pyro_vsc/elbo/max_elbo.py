@@ -1,4 +1,5 @@
-"""Max-over-particles ELBO (§3.3, eq. 9, Algorithm 1)."""
+"""Max-over-particles ELBO (§3.3, eq. 9, Algorithm 1) and the particle tracing it shares with the
+average ELBO (eq. 7, :mod:`~pyro_vsc.elbo.avg_elbo`)."""
 
 import functools
 import operator
@@ -39,8 +40,10 @@ class ParticleELBO:
     :ivar global_terms: (J,) contributions of sites outside the data plate.
     :ivar site_terms: per-site contributions ((J, N) or (J, 1)): log-likelihood for observed
         sites, minus the (analytic or sampled) KL for latent sites.
-    :ivar best: (N,) index of the particle with the highest ELBO for each data point (eq. 9).
-    :ivar loss: scalar loss to minimise, ``-(Σ_n local[best_n, n] + mean_j global_terms[j])``.
+    :ivar best: (N,) index of the particle with the highest ELBO for each data point (eq. 9);
+        ``None`` for the average ELBO, which selects none.
+    :ivar loss: scalar loss to minimise: ``-(Σ_n local[best_n, n] + mean_j global_terms[j])``
+        for :class:`MaxELBO`, ``-mean_j(Σ_n local[j, n] + global_terms[j])`` for the average.
     :ivar guide_traces: the guide trace(s) the particles came from.
     :ivar model_traces: the model trace(s), replayed on the guide's.
     """
@@ -56,8 +59,9 @@ class ParticleELBO:
     local_sites: tuple = field(repr=False, default=())
 
     def breakdown(self):
-        r"""What moves in the loss, per data point, for the particles the loss keeps (eq. 9),
-        averaged over data points: ``recon``, the likelihood term without its normalising
+        r"""What moves in the loss, per data point, for the particles the loss keeps (the one
+        eq. (9) selects; all of them for the average ELBO, eq. 7), averaged over data points and
+        kept particles: ``recon``, the likelihood term without its normalising
         constant (:math:`\|x - f(z)\|^2/(2\sigma^2)` for the Gaussian likelihoods here, the
         per-pixel MSE when σ² = D/2, the default), and ``kl``, the weighted KL terms (β of
         eq. 5). With ``constant`` (the likelihood's normalising constant, about 857 for 16×16
@@ -69,11 +73,12 @@ class ParticleELBO:
         :returns: dict of 0-dim tensors ``recon``, ``kl``, ``constant``.
         """
         points = torch.arange(self.local.shape[1], device=self.local.device)
+        kept = (lambda term: term.mean()) if self.best is None else (lambda term: term[self.best, points].mean())
         data, latent, normalizer = 0.0, 0.0, 0.0
         observed = {name for name, site in self.model_traces[0].nodes.items()
                     if site["type"] == "sample" and site["is_observed"]}
         for name in self.local_sites:
-            term = self.site_terms[name][self.best, points].mean()
+            term = kept(self.site_terms[name])
             if name in observed:
                 data = data + term
                 site = self.model_traces[0].nodes[name]
@@ -95,24 +100,22 @@ class ParticleELBO:
 
     def selected(self, name):
         """The value of the selected particle at site ``name`` for each data point: (N, ...)."""
+        if self.best is None:
+            raise ValueError("the average ELBO selects no particle; use MaxELBO to select codes")
         values = self.values(name)
         return values[self.best, torch.arange(values.shape[1], device=values.device)]
 
 
-class MaxELBO(ELBO):
-    r"""ELBO that keeps, for every data point, the particle with the highest ELBO (eq. 9).
+class ParticleTraceELBO(ELBO):
+    r"""Per-particle, per-data-point ELBO terms from lean traces: what :class:`MaxELBO` (eq. 9) and
+    :class:`~pyro_vsc.elbo.avg_elbo.AverageELBO` (eq. 7) share; subclasses reduce the particles.
 
-    With J particles :math:`z^{j,k} \sim q_\phi(z|x^k)` the per-particle, per-data-point ELBO is
-    (eq. 6) :math:`\mathcal L^{j,k} = \log p_\theta(x^k|z^{j,k}) - \beta\,\mathrm{KL}(q_\phi(z|x^k)\|p(z))`
-    and the objective is :math:`\sum_k \max_j \mathcal L^{j,k}`. The argmax is not differentiated
-    (Algorithm 1): gradients flow through the selected particle only, which is what
-    ``torch.max`` does. With ``J = 1`` this is the usual single-sample ELBO, identical to
-    ``TraceMeanField_ELBO`` (analytic KLs) or ``Trace_ELBO`` (``analytic_kl=False``).
-
-    The data plate is found by name (``data_plate``); the data plate's dimension is kept, every
-    other plate and event dimension is summed. Sites outside the data plate (global latents,
-    ``pyro.factor`` terms) cannot be attributed to a data point: their contribution is averaged
-    over particles and added to the loss, and does not take part in the selection.
+    For J particles and data points n it evaluates (eq. 6)
+    :math:`\mathcal L^{j,n} = \log p_\theta(x^n|z^{j,n}) - \beta\,\mathrm{KL}(q_\phi(z|x^n)\|p(z))`
+    site by site. The data plate is found by name (``data_plate``); the data plate's dimension is
+    kept, every other plate and event dimension is summed. Sites outside the data plate (global
+    latents, ``pyro.factor`` terms) cannot be attributed to a data point: their contribution is
+    kept per particle apart from the local terms.
 
     Latent sites use the KL registered for ``(guide fn, model fn)`` when ``analytic_kl`` is true
     (for the thresholded laws, the paper's base KL, Appendix B; for Pyro's ``Normal``,
@@ -130,7 +133,8 @@ class MaxELBO(ELBO):
     Works with :class:`pyro.infer.SVI` (``loss``, ``loss_and_grads``) and as a loss module:
     ``MaxELBO(...)(model, guide)(x)`` returns a differentiable scalar without any host
     synchronisation (unlike Pyro's stock ELBOs, it does not read the loss back to check for NaN
-    at every step; the training loop checks at its logging interval).
+    at every step; the training loop checks at its logging interval), so a training step that
+    uses it can be recorded and replayed (:mod:`pyro_vsc.train.capture`).
 
     :param int num_particles: J, the number of particles.
     :param max_plate_nesting: bound on nested plates in model and guide (guessed if omitted).
@@ -161,7 +165,7 @@ class MaxELBO(ELBO):
         the sites' scales (β, subsample scale) when ``scaled``."""
         if not guide_site["fn"].has_rsample:
             raise NotImplementedError(
-                f"MaxELBO needs reparameterized guide sites, but site '{name}' uses "
+                f"{type(self).__name__} needs reparameterized guide sites, but site '{name}' uses "
                 f"{type(guide_site['fn']).__name__}, which has no rsample")
         model_scale, guide_scale = (model_site["scale"], guide_site["scale"]) if scaled else (1.0, 1.0)
         if self.analytic_kl:
@@ -217,10 +221,13 @@ class MaxELBO(ELBO):
         return term.reshape(particles, points), self.data_plate in dims
 
     # --- the objective -----------------------------------------------------------------------
-    def particle_elbo(self, model, guide, *args, **kwargs):
-        """Evaluates eq. (6) for every particle and data point and selects by eq. (9).
+    def particle_terms(self, model, guide, *args, **kwargs):
+        """Eq. (6) for every particle and data point, by site.
 
-        :rtype: ParticleELBO
+        :returns: ``(local, global_terms, site_terms, traces)`` with the first three as in
+            :class:`ParticleELBO` (``global_terms`` is ``None`` without sites outside the data
+            plate) and ``traces`` the keyword arguments ``guide_traces``, ``model_traces`` and
+            ``local_sites`` of :class:`ParticleELBO`.
         """
         site_terms, guide_traces, model_traces, locals_, globals_, local_sites = {}, [], [], [], [], {}
         for model_trace, guide_trace in self._get_traces(model, guide, args, kwargs):
@@ -237,22 +244,27 @@ class MaxELBO(ELBO):
                     local_sites[name] = None
             if not local:
                 raise ValueError(f"no site of the model or guide lies in the data plate "
-                                 f"'{self.data_plate}'; MaxELBO selects particles per data point")
+                                 f"'{self.data_plate}'; {type(self).__name__} needs per-data-point terms")
             locals_.append(_total(local))
             if global_:
                 globals_.append(_total(global_).squeeze(1))
         local = _concatenated(locals_)
         site_terms = {name: _concatenated(terms) for name, terms in site_terms.items()}
-        best_values, best = local.max(dim=0)
-        loss = -best_values.sum()
-        global_terms = _concatenated(globals_) if globals_ else local.new_zeros(local.shape[0])
-        if globals_:
-            loss = loss - global_terms.mean()
+        traces = {"guide_traces": guide_traces, "model_traces": model_traces, "local_sites": tuple(local_sites)}
+        return local, _concatenated(globals_) if globals_ else None, site_terms, traces
+
+    def particle_elbo(self, model, guide, *args, **kwargs):
+        """The per-particle terms and the loss of this objective.
+
+        :rtype: ParticleELBO
+        """
+        raise NotImplementedError
+
+    def _result(self, local, global_terms, site_terms, traces, best, loss):
         vectorized = self.vectorize_particles and self.num_particles > 1
         return ParticleELBO(local=local, global_terms=global_terms, site_terms=site_terms,
-                            best=best, loss=loss, guide_traces=guide_traces,
-                            particle_dim=-self.max_plate_nesting if vectorized else None,
-                            model_traces=model_traces, local_sites=tuple(local_sites))
+                            best=best, loss=loss, particle_dim=-self.max_plate_nesting if vectorized else None,
+                            **traces)
 
     def unweighted_latent_terms(self, particles):
         """The latent sites' terms of an evaluation without their scales (KL weights β,
@@ -283,3 +295,33 @@ class MaxELBO(ELBO):
         if loss.requires_grad:
             loss.backward(retain_graph=self.retain_graph)
         return torch_item(loss)
+
+
+class MaxELBO(ParticleTraceELBO):
+    r"""ELBO that keeps, for every data point, the particle with the highest ELBO (eq. 9).
+
+    With J particles :math:`z^{j,k} \sim q_\phi(z|x^k)` the per-particle, per-data-point ELBO is
+    (eq. 6) :math:`\mathcal L^{j,k} = \log p_\theta(x^k|z^{j,k}) - \beta\,\mathrm{KL}(q_\phi(z|x^k)\|p(z))`
+    and the objective is :math:`\sum_k \max_j \mathcal L^{j,k}`. The argmax is not differentiated
+    (Algorithm 1): gradients flow through the selected particle only, which is what
+    ``torch.max`` does. With ``J = 1`` this is the usual single-sample ELBO, identical to
+    ``TraceMeanField_ELBO`` (analytic KLs) or ``Trace_ELBO`` (``analytic_kl=False``).
+
+    Contributions of sites outside the data plate are averaged over particles and added to the
+    loss; they do not take part in the selection. Tracing and per-site terms:
+    :class:`ParticleTraceELBO` (its parameters).
+    """
+
+    def particle_elbo(self, model, guide, *args, **kwargs):
+        """Evaluates eq. (6) for every particle and data point and selects by eq. (9).
+
+        :rtype: ParticleELBO
+        """
+        local, global_terms, site_terms, traces = self.particle_terms(model, guide, *args, **kwargs)
+        best_values, best = local.max(dim=0)
+        loss = -best_values.sum()
+        if global_terms is None:
+            global_terms = local.new_zeros(local.shape[0])
+        else:
+            loss = loss - global_terms.mean()
+        return self._result(local, global_terms, site_terms, traces, best, loss)
