@@ -88,13 +88,32 @@ class TrainedModel:
     def load_data(self):
         """The run's data as it trained on them (``instantiate(config.data)``): for the linear
         generator the train/validation splits (``.train``, ``.val``), for the DNN generators the
-        ``(train, validation)`` datasets."""
+        ``(train, validation)`` datasets.
+
+        :raises ValueError: a run its data are not stored for (saved by
+            ``VariationalSparseCoder.save_run`` from vectors given in Python)."""
+        if "_target_" not in self.config.data:
+            raise ValueError(f"the run{'' if self.run_dir is None else ' in ' + str(self.run_dir)} was "
+                             f"trained on {self.config.data.get('source', 'data given in Python')}; "
+                             "its data are not stored with it")
         return instantiate(self.config.data)
 
     def __repr__(self):
         where = "" if self.run_dir is None else f" from {self.run_dir}"
         return (f"TrainedModel({type(self.model).__name__}, {type(self.guide).__name__}, "
                 f"{self.epochs_trained} epoch(s){where})")
+
+
+def resolve_checkpoint(path):
+    """The ``checkpoint.pt`` of a run folder, or ``path`` itself if it is a file.
+
+    :raises FileNotFoundError: neither (one line, naming the path)."""
+    path = Path(path)
+    checkpoint = path / CHECKPOINT_NAME if path.is_dir() else path
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"{path} holds no trained run: no {CHECKPOINT_NAME} (train it with "
+                                "python -m pyro_vsc.run, or let it finish its first epoch)")
+    return checkpoint
 
 
 def load_run(path, device="cpu"):
@@ -106,11 +125,7 @@ def load_run(path, device="cpu"):
     :raises FileNotFoundError: no checkpoint there (one line, naming the path).
     :raises ValueError: a damaged checkpoint, or one that would run code when loaded.
     """
-    path = Path(path)
-    checkpoint = path / CHECKPOINT_NAME if path.is_dir() else path
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"{path} holds no trained run: no {CHECKPOINT_NAME} (train it with "
-                                "python -m pyro_vsc.run, or let it finish its first epoch)")
+    checkpoint = resolve_checkpoint(path)
     register_resolvers()
     state = load(checkpoint)
     config = state.get("config")

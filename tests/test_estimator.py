@@ -195,7 +195,7 @@ def test_other_methods_fit_transform_and_score(guide, signals):
     ("n_components", 0, "n_components must be None or an integer >= 1, got 0"),
     ("guide", "thresholded", "guide must be one of fista, gaussian, laplace, spike_slab, thresh, "
                              "thresh_gamma, thresh_gauss, thresh_gauss_gamma; got 'thresholded'"),
-    ("objective", "elbo", "objective must be one of max, avg, iwae; got 'elbo'"),
+    ("objective", "elbo", "objective must be one of max, avg, avg_pyro, iwae; got 'elbo'"),
     ("num_particles", 0, "num_particles must be an integer >= 1, got 0"),
     ("kl_weight", -1.0, "kl_weight must be a number >= 0, got -1.0"),
     ("n_steps", 2.5, "n_steps must be an integer >= 1, got 2.5"),

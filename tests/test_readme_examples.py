@@ -43,3 +43,17 @@ def test_the_load_run_example_runs_on_a_trained_run(tmp_path):
     exec(readme_example("load_run"), scope)  # noqa: S102 (the README's own code)
     assert scope["codes"].shape == (100, 256) and scope["reconstructions"].shape == (100, 256)
     assert scope["dictionary"].shape == (256, 256)
+
+
+def test_the_estimator_examples_of_use_it_on_your_own_data_run(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the example writes runs/my_coder
+    namespace = {}
+    exec(readme_example("estimator"), namespace)
+    coder, codes = namespace["coder"], namespace["codes"]
+    assert codes.shape == (2000, 16) and (codes == 0).any()
+    assert coder.n_iter_ == 1000 // 20 + 1  # fit's 50 epochs of 20 steps, and partial_fit's one
+    assert "of the code entries are non-zero" in capsys.readouterr().out
+    assert (tmp_path / "runs" / "my_coder" / "checkpoint.pt").is_file()
+    exec(readme_example("estimator-pipeline"), namespace)
+    assert namespace["codes"].shape == (2000, 32)
+    assert namespace["pipeline"][-1].n_steps_ == 300

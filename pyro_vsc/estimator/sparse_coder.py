@@ -12,6 +12,7 @@ describes. scikit-learn is needed for this module only (``pip install 'pyro-vsc[
 import math
 import numbers
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,9 +27,13 @@ except ImportError as error:  # pragma: no cover - exercised in a subprocess wit
                       "pip install 'pyro-vsc[sklearn]'") from error
 
 from pyro_vsc.config import compose_config
+from pyro_vsc.resolvers import register_resolvers
+from pyro_vsc.train.checkpoint import (CHECKPOINT_NAME, CONFIG_NAME, load, prepare_run_folder,
+                                       save_atomic, write_text_atomic)
 from pyro_vsc.config_checks import check_config
 from pyro_vsc.elbo.objectives import OBJECTIVES
 from pyro_vsc.devices import select_device
+from pyro_vsc.trained import resolve_checkpoint
 from pyro_vsc.train.interruption import TrainingInterrupted
 
 from .training import VectorTraining
@@ -82,7 +87,7 @@ class VariationalSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Laplacian + Gamma threshold, the command's default; its Gamma sampling makes a step
         about 1.6× as long), ``thresh_gauss``, ``thresh_gauss_gamma``, ``laplace``, ``gaussian``,
         ``spike_slab``, ``fista``.
-    :param str objective: ``max`` (eq. 9), ``avg`` (eq. 7) or ``iwae``, as ``elbo=``.
+    :param str objective: ``max`` (eq. 9), ``avg`` (eq. 7), ``avg_pyro`` (eq. 7 by Pyro's stock ELBOs) or ``iwae``, as ``elbo=``.
     :param int num_particles: J, the particles of the objective and of the code selection
         (Appendix D: 1 and 20).
     :param float kl_weight: β of eq. (5) (β₂ = β/10 for a Gamma threshold), Appendix D: 1e-2.
@@ -307,6 +312,8 @@ class VariationalSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ``fit(X)`` gives; later calls continue the schedules past that point.
         """
         first = not hasattr(self, "_training")
+        if not first and getattr(self._training, "finished", None):
+            raise ValueError(self._training.finished)
         X = self._validate(X, reset=first)
         if first:
             self._start(X)
@@ -370,6 +377,110 @@ class VariationalSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def history_(self):
         check_is_fitted(self)
         return self._training.history
+
+    # --- run folders --------------------------------------------------------------------------
+    def save_run(self, folder):
+        """Writes the fitted estimator as a run folder: ``checkpoint.pt`` (networks, optimizers,
+        schedules, position, history, random stream, the resolved config and this estimator's
+        parameters and scaling, all in types ``torch.load(weights_only=True)`` reads) and
+        ``config.yaml``. :func:`pyro_vsc.load_run` loads it (its ``encode`` takes vectors
+        scaled as in training, ``(X - mean_) / scale_``) and :meth:`from_run` gives back this
+        estimator, whose :meth:`partial_fit` continues as this one's would, bit for bit.
+
+        :returns: the folder, a :class:`pathlib.Path`.
+        """
+        check_is_fitted(self)
+        folder = Path(folder)
+        prepare_run_folder(folder)
+        training = self._training
+        config = OmegaConf.to_container(training.cfg, resolve=True)
+        estimator = {"params": self.get_params(deep=False), "seed": training.seed,
+                     "steps_per_epoch": training.steps_per_epoch, "n_features": int(self.n_features_in_),
+                     "mean": torch.from_numpy(np.asarray(self.mean_, dtype=np.float32)),
+                     "scale": float(self.scale_), "feature_names": (list(self.feature_names_in_)
+                                                                  if hasattr(self, "feature_names_in_") else None)}
+        save_atomic({**_to_cpu(training.state_dict()), "config": config, "estimator": estimator},
+                    folder / CHECKPOINT_NAME)
+        write_text_atomic(OmegaConf.to_yaml(config), folder / CONFIG_NAME)
+        return folder
+
+    @classmethod
+    def from_run(cls, path, device="auto"):
+        """A fitted estimator from a run folder (or its ``checkpoint.pt``).
+
+        * A folder :meth:`save_run` wrote gives the estimator that was saved: parameters,
+          scaling, networks, optimizers and random stream, so that ``transform``, ``score``
+          and ``partial_fit`` give what they gave before saving.
+        * A run of ``python -m pyro_vsc.run`` with the linear model gives an estimator of its
+          dictionary and guide for ``transform``, ``inverse_transform`` and ``score`` on data
+          prepared as the run's (``load_run(path).load_data()``: whitened, standardised patches);
+          ``standardize=False``, so ``mean_`` is 0 and ``scale_`` 1. Its parameters are the run's
+          where the estimator has one (``n_components``, ``guide``, ``objective``,
+          ``num_particles``, ``kl_weight``, ``batch_size``, ``hidden_layer_sizes``, learning rates,
+          ``random_state`` = the run's seed); the rest of the run's config (the encoder's SGD and
+          one-cycle schedule of Appendix D, …) is not expressed by them, so a ``clone`` fits
+          with the estimator's own settings there. ``partial_fit`` continues the run's own
+          optimizers and schedules, which stop at the run's planned end: a finished run is refused
+          in one line.
+
+        :raises FileNotFoundError: no checkpoint at ``path``.
+        :raises ValueError: a run of a DNN generator (no linear dictionary), a damaged checkpoint,
+            or one that would run code when loaded.
+        """
+        checkpoint = resolve_checkpoint(path)
+        register_resolvers()
+        state = load(checkpoint)
+        saved = state.get("estimator")
+        if saved is None:
+            return cls._from_command_run(state, checkpoint, device)
+        coder = cls(**saved["params"])
+        coder.set_params(device=device)
+        cfg = OmegaConf.create(state["config"])
+        training = VectorTraining(cfg, select_device(device), saved["seed"], saved["steps_per_epoch"])
+        training.load_state_dict(state)
+        coder._training, coder.seed_ = training, int(saved["seed"])
+        coder.mean_, coder.scale_ = saved["mean"].numpy(), float(saved["scale"])
+        coder.n_features_in_ = int(saved["n_features"])
+        if saved.get("feature_names") is not None:
+            coder.feature_names_in_ = np.asarray(saved["feature_names"], dtype=object)
+        coder._publish()
+        return coder
+
+    @classmethod
+    def _from_command_run(cls, state, checkpoint, device):
+        config = state.get("config")
+        if config is None:
+            raise ValueError(f"{checkpoint} holds no config (a checkpoint of an older version); "
+                             "pyro_vsc.load_run reads it with the config.yaml next to it")
+        cfg = OmegaConf.create(config)
+        if "latent_dim" not in cfg.model or "data_dim" not in cfg.model or cfg.model.get("backbone") is None:
+            raise ValueError(f"{checkpoint} is a run of {cfg.model.get('_target_', 'a model')}: "
+                             "the estimator learns a linear dictionary (model=linear)")
+        epoch, step, batch = int(state["epoch"]), int(state["step"]), int(state.get("batch", 0))
+        steps_per_epoch = max(1, (step - batch) // max(epoch, 1))
+        seed = int(cfg.seed)
+        coder = cls(n_components=int(cfg.model.latent_dim), guide=str(cfg.method.name),
+                    objective=str(cfg.elbo.objective), num_particles=int(cfg.elbo.num_particles),
+                    kl_weight=float(cfg.kl_weight), n_steps=int(cfg.epochs) * steps_per_epoch,
+                    batch_size=int(cfg.batch_size),
+                    encoder_learning_rate=float(cfg.model.optim.guide.optimizer.lr),
+                    dictionary_learning_rate=float(cfg.model.optim.model.optimizer.lr),
+                    hidden_layer_sizes=tuple(int(width) for width in cfg.model.backbone.hidden),
+                    standardize=False, random_state=seed, device=device)
+        cfg.progress, cfg.callbacks = False, {}  # the run's own callbacks write into its folder
+        OmegaConf.update(cfg, "data", IN_MEMORY_DATA, merge=False)
+        training = VectorTraining(cfg, select_device(device), seed, steps_per_epoch)
+        rng = (state.get("process_rng") or [state.get("rng")])[0]  # rank 0's stream of a run
+        training.load_state_dict({**state, "callbacks": {}, "rng": rng})
+        if epoch >= int(cfg.epochs):
+            training.finished = (f"the run in {checkpoint.parent} finished its {cfg.epochs} planned epochs, "
+                                 "where its schedules end: continue it with python -m pyro_vsc.run "
+                                 "resume=<folder> epochs=<more>, or fit a new estimator")
+        coder._training, coder.seed_ = training, seed
+        coder.n_features_in_ = int(cfg.model.data_dim)
+        coder.mean_, coder.scale_ = np.zeros(coder.n_features_in_, dtype=np.float32), 1.0
+        coder._publish()
+        return coder
 
     # --- pickling -----------------------------------------------------------------------------
     def __getstate__(self):
