@@ -48,6 +48,7 @@ import pyro.distributions as dist
 import torch
 
 from . import gamma_gradient_table as _table
+from .compact import compact
 
 
 class VectorizedGamma(dist.Gamma):
@@ -67,19 +68,12 @@ class VectorizedGamma(dist.Gamma):
         return gamma_rsample(self.concentration, self.rate, list(self._extended_shape(sample_shape)))
 
 
-def _distinct(tensor):
-    """``tensor`` narrowed to size 1 along its broadcast (stride-0) dimensions, e.g. the particle
-    plate's expansion: one entry per distinct value."""
-    return tensor[tuple(slice(0, 1) if size > 1 and stride == 0 else slice(None)
-                        for size, stride in zip(tensor.shape, tensor.stride()))]
-
-
 @torch.library.custom_op("pyro_vsc::gamma_rsample", mutates_args=())
 def gamma_rsample(concentration: torch.Tensor, rate: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Γ(α, β) variates of ``shape`` (α and β broadcast to it) with the pathwise gradient. The
-    parameters are used once per distinct value (:func:`_distinct`)."""
+    parameters are used once per distinct value (:func:`~pyro_vsc.distributions.compact.compact`)."""
     with torch.no_grad():
-        return _sample(_distinct(concentration), _distinct(rate), shape)
+        return _sample(compact(concentration), compact(rate), shape)
 
 
 @gamma_rsample.register_fake
@@ -120,7 +114,7 @@ def _backward(ctx, grad):
     # per-variate gradients, summed to the inputs' shapes (autograd sums the broadcast copies of
     # expanded inputs); the parameter-only factors are computed on the distinct values
     given_concentration, given_rate, sample = ctx.saved_tensors
-    concentration, rate = _distinct(given_concentration), _distinct(given_rate)
+    concentration, rate = compact(given_concentration), compact(given_rate)
     grad_sample = grad * sample
     grad_concentration = grad_rate = None
     if ctx.needs_input_grad[0]:
