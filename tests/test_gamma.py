@@ -126,35 +126,40 @@ def test_per_sample_gradient_agrees_with_torch(alpha):
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=2e-3, atol=0)
 
 
-def _per_sample_gradients(alpha, rate, n, seed, function):
-    """f(z) for z ~ VectorizedGamma(α, β), with its per-sample derivatives in α and β."""
-    concentration = torch.full((n,), alpha, dtype=torch.float64, requires_grad=True)
-    rates = torch.full((n,), rate, dtype=torch.float64, requires_grad=True)
+def _per_sample_gradients(alpha, rate, n, seed, function, particles=1):
+    """f(z) for z ~ VectorizedGamma(α, β), with its per-sample derivatives in α and β; with
+    ``particles`` > 1, each of n / particles parameter values draws that many variates (as
+    Pyro's vectorized particles do: the fitted table's path), and its derivatives are the
+    particles' mean."""
+    concentration = torch.full((n // particles,), alpha, dtype=torch.float64, requires_grad=True)
+    rates = torch.full((n // particles,), rate, dtype=torch.float64, requires_grad=True)
     torch.manual_seed(seed)
-    z = VectorizedGamma(concentration, rates).rsample()
+    z = VectorizedGamma(concentration, rates).rsample((particles,) if particles > 1 else ())
     function(z).sum().backward()
-    return concentration.grad, rates.grad
+    return concentration.grad / particles, rates.grad / particles
 
 
 def _assert_mean_close(terms, expected):
     assert abs(terms.mean().item() - expected) <= Z_TOL * terms.std().item() / len(terms) ** 0.5
 
 
+@pytest.mark.parametrize("particles", [1, 4])  # torch's kernel at J = 1, the fitted table with particles
 @pytest.mark.parametrize("alpha", [0.02, 0.3, 1.0, 2.2, 8.0, 200.0])
-def test_gradients_are_unbiased(alpha):
+def test_gradients_are_unbiased(alpha, particles):
     """Monte Carlo means of the pathwise gradients against the known derivatives
     d/dα E[z] = 1/β, d/dβ E[z] = −α/β² and d/dα E[log z] = ψ'(α)."""
     rate, n = 1.7, 100_000
-    grad_alpha, grad_rate = _per_sample_gradients(alpha, rate, n, 6, lambda z: z)
+    grad_alpha, grad_rate = _per_sample_gradients(alpha, rate, n, 6, lambda z: z, particles)
     _assert_mean_close(grad_alpha, 1 / rate)
     _assert_mean_close(grad_rate, -alpha / rate**2)
     if alpha >= 0.3:  # below, float64 clamps a visible share of log z at the smallest number
-        grad_alpha, _ = _per_sample_gradients(alpha, rate, n, 7, torch.log)
+        grad_alpha, _ = _per_sample_gradients(alpha, rate, n, 7, torch.log, particles)
         _assert_mean_close(grad_alpha, scipy.special.polygamma(1, alpha))
 
 
+@pytest.mark.parametrize("particles", [1, 4])
 @pytest.mark.parametrize("alpha", [0.4, 1.3, 6.0])
-def test_gradients_agree_with_torch_in_expectation(alpha):
+def test_gradients_agree_with_torch_in_expectation(alpha, particles):
     """E[f'(z) dz/dα] and E[f'(z) dz/dβ] of a non-linear f from independent draws of ours and of
     torch's Gamma.rsample agree within Z_TOL combined standard errors."""
     rate, n = 0.8, 100_000
@@ -162,13 +167,13 @@ def test_gradients_agree_with_torch_in_expectation(alpha):
     def f(z):
         return torch.sin(3 * z) + z.sqrt()
 
-    ours = _per_sample_gradients(alpha, rate, n, 8, f)
+    ours = _per_sample_gradients(alpha, rate, n, 8, f, particles)
     concentration = torch.full((n,), alpha, dtype=torch.float64, requires_grad=True)
     rates = torch.full((n,), rate, dtype=torch.float64, requires_grad=True)
     torch.manual_seed(9)
     f(dist.Gamma(concentration, rates).rsample()).sum().backward()
     for mine, theirs in zip(ours, (concentration.grad, rates.grad)):
-        se = ((mine.var() + theirs.var()) / n).sqrt().item()
+        se = (mine.var() / len(mine) + theirs.var() / len(theirs)).sqrt().item()
         assert abs(mine.mean().item() - theirs.mean().item()) <= Z_TOL * se
 
 
