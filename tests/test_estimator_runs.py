@@ -9,16 +9,9 @@ import torch
 
 import pyro_vsc
 from pyro_vsc import VariationalSparseCoder
-from pyro_vsc.run import train
 from pyro_vsc.train.checkpoint import load
-from tests.faults import TINY_RUN
-from tests.helpers import compose_config
-from tests.test_estimator import SMALL, signals  # noqa: F401  (the fixture)
-
-
-@pytest.fixture(scope="module")
-def fitted(signals):  # noqa: F811
-    return VariationalSparseCoder(**SMALL, random_state=0).fit(signals)
+from tests.test_estimator import fitted, signals  # noqa: F401  (the fixtures)
+from tests.test_load_run import linear_run  # noqa: F401  (the fixture: a 2-epoch run of the command)
 
 
 def test_a_saved_estimator_comes_back_and_continues_bit_for_bit(fitted, signals, tmp_path):  # noqa: F811
@@ -49,16 +42,9 @@ def test_load_run_reads_a_saved_estimator(fitted, signals, tmp_path):  # noqa: F
         trained.load_data()
 
 
-@pytest.fixture(scope="module")
-def command_run(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("command") / "run"
-    train(compose_config([*TINY_RUN, "epochs=2", f"run_dir={folder}"]))
-    return folder
-
-
-def test_a_command_run_becomes_a_fitted_estimator(command_run):
-    trained = pyro_vsc.load_run(command_run)
-    coder = VariationalSparseCoder.from_run(command_run, device="cpu")
+def test_a_command_run_becomes_a_fitted_estimator(linear_run):  # noqa: F811
+    trained = pyro_vsc.load_run(linear_run)
+    coder = VariationalSparseCoder.from_run(linear_run, device="cpu")
     config = trained.config
     assert coder.n_components == config.model.latent_dim and coder.guide == "thresh_gamma"
     assert coder.num_particles == config.elbo.num_particles and coder.random_state == config.seed
@@ -73,8 +59,8 @@ def test_a_command_run_becomes_a_fitted_estimator(command_run):
     assert np.isfinite(coder.score(x))
 
 
-def test_a_finished_command_run_is_not_continued_past_its_schedules(command_run):
-    coder = VariationalSparseCoder.from_run(command_run, device="cpu")
+def test_a_finished_command_run_is_not_continued_past_its_schedules(linear_run):  # noqa: F811
+    coder = VariationalSparseCoder.from_run(linear_run, device="cpu")
     with pytest.raises(ValueError, match=r"finished its 2 planned epochs.*resume=<folder> epochs=<more>"):
         coder.partial_fit(np.zeros((10, coder.n_features_in_), dtype=np.float32))
 
