@@ -122,14 +122,20 @@ def test_partial_fit_epochs_add_up_to_fit(signals):
     assert not np.array_equal(whole.components_, parts.components_)
 
 
-def test_pickled_estimators_transform_and_continue_the_same(fitted, signals):
-    copy = pickle.loads(pickle.dumps(fitted))
+def assert_same_estimator(copy, fitted, signals):
+    """``copy`` transforms and scores as ``fitted`` does, and one more epoch of both gives the
+    same dictionary (``fitted`` itself is left untouched)."""
     np.testing.assert_array_equal(copy.transform(signals), fitted.transform(signals))
     assert copy.score(signals) == fitted.score(signals)
-    original = pickle.loads(pickle.dumps(fitted))  # leave the module's fixture untouched
+    original = pickle.loads(pickle.dumps(fitted))
     original.partial_fit(signals)
     copy.partial_fit(signals)
     np.testing.assert_array_equal(copy.components_, original.components_)
+    assert copy.n_steps_ == original.n_steps_
+
+
+def test_pickled_estimators_transform_and_continue_the_same(fitted, signals):
+    assert_same_estimator(pickle.loads(pickle.dumps(fitted)), fitted, signals)
 
 
 def test_it_clones_sets_params_and_runs_in_a_pipeline(signals):

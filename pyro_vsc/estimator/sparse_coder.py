@@ -270,7 +270,8 @@ class VariationalSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def _forget(self):
         """Back to unfitted (before a new fit, or after training failed)."""
-        for name in ("_training", "seed_", "mean_", "scale_", "components_", "n_iter_", "n_steps_"):
+        for name in ("_training", "_finished_run", "seed_", "mean_", "scale_", "components_", "n_iter_",
+                     "n_steps_"):
             self.__dict__.pop(name, None)
 
     def _train(self, X, epochs):
@@ -312,8 +313,8 @@ class VariationalSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ``fit(X)`` gives; later calls continue the schedules past that point.
         """
         first = not hasattr(self, "_training")
-        if not first and getattr(self._training, "finished", None):
-            raise ValueError(self._training.finished)
+        if not first and getattr(self, "_finished_run", None):
+            raise ValueError(self._finished_run)
         X = self._validate(X, reset=first)
         if first:
             self._start(X)
@@ -395,6 +396,7 @@ class VariationalSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         training = self._training
         config = OmegaConf.to_container(training.cfg, resolve=True)
         estimator = {"params": self.get_params(deep=False), "seed": training.seed,
+                     "finished_run": getattr(self, "_finished_run", None),
                      "steps_per_epoch": training.steps_per_epoch, "n_features": int(self.n_features_in_),
                      "mean": torch.from_numpy(np.asarray(self.mean_, dtype=np.float32)),
                      "scale": float(self.scale_), "feature_names": (list(self.feature_names_in_)
@@ -441,6 +443,8 @@ class VariationalSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         coder._training, coder.seed_ = training, int(saved["seed"])
         coder.mean_, coder.scale_ = saved["mean"].numpy(), float(saved["scale"])
         coder.n_features_in_ = int(saved["n_features"])
+        if saved.get("finished_run"):
+            coder._finished_run = saved["finished_run"]
         if saved.get("feature_names") is not None:
             coder.feature_names_in_ = np.asarray(saved["feature_names"], dtype=object)
         coder._publish()
@@ -473,9 +477,9 @@ class VariationalSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         rng = (state.get("process_rng") or [state.get("rng")])[0]  # rank 0's stream of a run
         training.load_state_dict({**state, "callbacks": {}, "rng": rng})
         if epoch >= int(cfg.epochs):
-            training.finished = (f"the run in {checkpoint.parent} finished its {cfg.epochs} planned epochs, "
-                                 "where its schedules end: continue it with python -m pyro_vsc.run "
-                                 "resume=<folder> epochs=<more>, or fit a new estimator")
+            coder._finished_run = (f"the run in {checkpoint.parent} finished its {cfg.epochs} planned "
+                                   "epochs, where its schedules end: continue it with python -m "
+                                   "pyro_vsc.run resume=<folder> epochs=<more>, or fit a new estimator")
         coder._training, coder.seed_ = training, seed
         coder.n_features_in_ = int(cfg.model.data_dim)
         coder.mean_, coder.scale_ = np.zeros(coder.n_features_in_, dtype=np.float32), 1.0
