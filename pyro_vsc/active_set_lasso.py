@@ -121,9 +121,10 @@ def active_set_lasso(dictionary, x, lam, *, tol=DEFAULT_TOL, max_iter=DEFAULT_MA
                 newton = _newton_step(gram, correlations[candidates], w, current[candidates])
                 newton_gap, newton_objective = _duality_gap(newton, correlations[candidates] - newton @ gram, w,
                                                             squared_norms[candidates], correlations[candidates])
-                accepted = candidates[newton_gap <= tol * newton_objective]
-                current[accepted] = newton[newton_gap <= tol * newton_objective]
-                row_gap[accepted] = newton_gap[newton_gap <= tol * newton_objective]
+                certified = newton_gap <= tol * newton_objective
+                accepted = candidates[certified]
+                current[accepted] = newton[certified]
+                row_gap[accepted] = newton_gap[certified]
                 done[accepted] = True
         codes[rows[done]] = current[done]
         gap[rows[done]] = row_gap[done]
@@ -156,28 +157,20 @@ def _fista_steps(current, momentum, t, step_matrix, offset, threshold, steps):
     """``steps`` FISTA iterations with the gradient-scheme adaptive restart, in four buffers."""
     proposal, new = torch.empty_like(current), torch.empty_like(current)
     difference = torch.empty_like(current)
-    if isinstance(threshold, float):
-        low, high = -threshold, threshold
-    else:
-        low, high = -threshold, threshold
     for _ in range(steps):
         torch.addmm(offset, momentum, step_matrix, out=proposal)  # y − ∇/L
-        torch.clamp(proposal, low, high, out=difference)
+        torch.clamp(proposal, -threshold, threshold, out=difference)
         torch.sub(proposal, difference, out=new)  # soft threshold
-        if RESTART:
-            torch.sub(momentum, new, out=proposal)
-            torch.sub(new, current, out=difference)
-            uphill = torch.linalg.vecdot(proposal, difference).unsqueeze(1) > 0
-            t = torch.where(uphill, torch.ones_like(t), t)
-        else:
-            torch.sub(new, current, out=difference)
+        # restart (t = 1) where the momentum points uphill: (y − z_new)·(z_new − z) > 0
+        torch.sub(momentum, new, out=proposal)
+        torch.sub(new, current, out=difference)
+        uphill = torch.linalg.vecdot(proposal, difference).unsqueeze(1) > 0
+        t = torch.where(uphill, torch.ones_like(t), t)
         t_next = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
         torch.addcmul(new, difference, (t - 1.0) / t_next, out=momentum)
         current, new, t = new, current, t_next
     return current, momentum, t
 
-
-RESTART = True
 
 
 def _duality_gap(z, residual_correlations, lam, squared_norms, correlations):
