@@ -88,9 +88,11 @@ def test_a_prior_that_changes_its_python_state_runs_eagerly_and_says_so(prior, c
     assert "its Python state changes while it runs" in messages[0] and changed in messages[0]
 
 
-def test_the_same_schedule_in_a_buffer_is_recorded_and_replayed(caplog):
+@pytest.mark.parametrize("elbo", ["max", "avg"])  # both objectives record and replay
+def test_the_same_schedule_in_a_buffer_is_recorded_and_replayed(elbo, caplog):
     with caplog.at_level(logging.WARNING, logger=CAPTURE_LOG):
-        program = _assert_same_numbers(["guide=thresh", f"prior._target_={USER}.BufferAnnealedPrior"])
+        program = _assert_same_numbers(["guide=thresh", f"elbo={elbo}", "elbo.num_particles=3",
+                                        f"prior._target_={USER}.BufferAnnealedPrior"])
     assert program.unsupported is None and len(program.graphs) == 1 and not _warnings(caplog)
 
 
@@ -100,7 +102,8 @@ def test_a_program_drawing_from_numpys_generator_runs_eagerly(caplog):
     assert "NumPy's random generator" in program.unsupported and len(_warnings(caplog)) == 1
 
 
-def test_a_guide_attribute_the_training_loop_changes_is_read_at_every_step(caplog):
+@pytest.mark.parametrize("elbo", ["max", "avg"])
+def test_a_guide_attribute_the_training_loop_changes_is_read_at_every_step(elbo, caplog):
     """``guide.temperature``, a plain float, changes at steps 0-3, then once more at step 6: each
     value is used when it is current (eager while it keeps changing, recorded once it holds)."""
     temperatures = {0: 0.5, 1: 0.6, 2: 0.8, 3: 1.0, 6: 1.5}
@@ -110,8 +113,8 @@ def test_a_guide_attribute_the_training_loop_changes_is_read_at_every_step(caplo
             trainer.guide.temperature = temperatures[step]
 
     with caplog.at_level(logging.WARNING, logger=CAPTURE_LOG):
-        program = _assert_same_numbers(["guide=thresh", f"guide._target_={USER}.TemperedGuide"], schedule,
-                                       steps=10)
+        program = _assert_same_numbers(["guide=thresh", f"elbo={elbo}", f"guide._target_={USER}.TemperedGuide"],
+                                       schedule, steps=10)
     assert program.unsupported is None and len(program.graphs) == 3  # 0.5 (first call), 1.0, 1.5
     messages = _warnings(caplog)
     assert len(messages) == 1 and "changes between steps" in messages[0]
