@@ -145,7 +145,7 @@ def test_simplify_keeps_random_draws_and_drops_only_exact_identities():
         return y * torch.tensor(2.0) + x.expand(4, 2, 3).sum(0)
 
     graph = make_fx(program, pre_dispatch=True, tracing_mode="fake")(torch.ones(2, 3))
-    simplify(graph.graph)
+    simplify(graph)
     graph.recompile()
     targets = [str(node.target) for node in graph.graph.nodes if node.op == "call_function"]
     assert "aten.rand.default" in targets and "aten.add.Tensor" in targets
@@ -154,6 +154,34 @@ def test_simplify_keeps_random_draws_and_drops_only_exact_identities():
     assert targets.count("aten.expand.default") == 1  # the broadcasting one
     x = torch.randn(2, 3)
     torch.testing.assert_close(graph(x), program(x), rtol=0, atol=0)
+
+
+def test_simplify_evaluates_operations_on_constants_once_but_no_random_draw():
+    """An operation of constants alone (a likelihood's normalising constant from its fixed scale)
+    is evaluated at recording; a random draw, an operation on the input and a constant the
+    program returns (one tensor shared by every call) stay; the replay equals the program."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from pyro_vsc.train.capture import simplify
+
+    def program(x):
+        scale = torch.tensor(3.0).log().mul(2.0)        # constants only
+        noise = torch.rand(3)                           # drawn at every call
+        return x * scale + noise, torch.tensor(1.0).neg()
+
+    graph = make_fx(program, pre_dispatch=True, tracing_mode="fake")(torch.ones(3))
+    simplify(graph)
+    graph.recompile()
+    targets = [str(node.target) for node in graph.graph.nodes if node.op == "call_function"]
+    assert "aten.log.default" not in targets and targets.count("aten.mul.Tensor") == 1
+    assert "aten.rand.default" in targets and "aten.neg.default" in targets
+    x = torch.randn(3)
+    torch.manual_seed(1)
+    expected = program(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(graph(x), expected, rtol=0, atol=0)
+    first, second = graph(x)[1], graph(x)[1]
+    assert first is not second
 
 
 def test_the_replay_reads_the_current_parameters_and_records_a_changed_set_anew():

@@ -86,13 +86,17 @@ _VIEWS = {_aten.alias.default, _aten.expand.default, _aten.reshape.default, _ate
 _NEUTRAL = {_aten.sub.Tensor: 0, _aten.mul.Tensor: 1, _aten.div.Tensor: 1}
 
 
-def simplify(graph):
-    """Removes recorded operations the replay does not need, and their backward nodes: results
-    nobody uses, operations that return their input (:func:`_route_around_identities`) and the
-    copies of constants (:func:`_use_constants_directly`). The Pyro program issues such
-    operations at every step (event-shape expansions, unit scales, ``torch.tensor`` constants)."""
+def simplify(module):
+    """Removes recorded operations the replay does not need, and their backward nodes, from the
+    recorded ``torch.fx.GraphModule``: results nobody uses, operations that return their input
+    (:func:`_route_around_identities`), the copies of constants (:func:`_use_constants_directly`)
+    and operations on constants alone, evaluated once here (:func:`_fold_constants`). The Pyro
+    program issues such operations at every step (event-shape expansions, unit scales,
+    ``torch.tensor`` constants, a likelihood's normalising constant from its fixed scale)."""
+    graph = module.graph
     _route_around_identities(graph)
     _use_constants_directly(graph)
+    _fold_constants(module)
     graph.eliminate_dead_code()
 
 
@@ -132,6 +136,48 @@ def _use_constants_directly(graph):
                         and not user.target._schema.is_mutable for user in node.users)):
             node.replace_all_uses_with(node.args[0])
             graph.erase_node(node)
+
+
+def _foldable(node, module):
+    """Whether ``node`` is a pure tensor operation of recorded constants only: a deterministic
+    ATen operator (no random draw, no in-place write) whose tensor inputs are all constants of
+    the recording that take no gradient, with a tensor result that no later operation writes to
+    and the replay does not return (a returned constant would be one tensor object shared by
+    every call)."""
+    if node.op != "call_function" or not isinstance(node.target, torch._ops.OpOverload):
+        return False
+    if node.target._schema.is_mutable or torch.Tag.nondeterministic_seeded in node.target.tags:
+        return False
+    if not isinstance(node.meta.get("val"), torch.Tensor):
+        return False
+    if not all(source.op == "get_attr" and isinstance(getattr(module, source.target), torch.Tensor)
+               and not getattr(module, source.target).requires_grad for source in node.all_input_nodes):
+        return False
+    return all(user.op == "call_function" and isinstance(user.target, torch._ops.OpOverload)
+               and not user.target._schema.is_mutable for user in node.users)
+
+
+def _fold_constants(module):
+    """Replaces each operation on constants alone (:func:`_foldable`) by its result, computed
+    once at recording with the real constants (the recording itself ran on fake tensors). The
+    constants are frozen into the recording anyway (a tensor attribute of the program is guarded
+    by identity and version, :mod:`pyro_vsc.train.guards`), so the result is what every replay
+    would compute."""
+    graph = module.graph
+    for index, node in enumerate(list(graph.nodes)):
+        if not _foldable(node, module):
+            continue
+        args, kwargs = torch.fx.node.map_arg((node.args, node.kwargs),
+                                             lambda source: getattr(module, source.target))
+        with torch.no_grad():
+            value = node.target(*args, **kwargs)
+        name = f"_folded_constant_{index}"
+        module.register_buffer(name, value, persistent=False)
+        with graph.inserting_before(node):
+            constant = graph.get_attr(name)
+        constant.meta.update(node.meta)
+        node.replace_all_uses_with(constant)
+        graph.erase_node(node)
 
 
 class _Program(nn.Module):
@@ -182,6 +228,7 @@ class CapturedProgram:
         self._unsettled = 0      # calls in a row whose state differed from the previous call's
         self._mutating = 0       # calls in a row that changed the state while they ran
         self._announced = False
+        self._inputs_key = self._named_inputs = None
 
     @property
     def graphs(self):
@@ -193,9 +240,16 @@ class CapturedProgram:
         return python_state(self.roots)
 
     def _inputs(self):
-        named = dict(self.program.named_parameters())
-        named.update(self.program.named_buffers())
-        return tuple(named), list(named.values())
+        """``(names, tensors)`` of the parameters and buffers the replay reads, looked up again
+        only when a module holds other tensor objects (or names) than at the previous call: the
+        cached tensors are referenced, so an unchanged key (ids) means the same objects."""
+        key = tuple((name, id(tensor)) for module in self.program.modules()
+                    for tensors in (module._parameters, module._buffers) for name, tensor in tensors.items())
+        if key != self._inputs_key:
+            named = dict(self.program.named_parameters())
+            named.update(self.program.named_buffers())
+            self._inputs_key, self._named_inputs = key, (tuple(named), list(named.values()))
+        return self._named_inputs
 
     def _signature(self, x, tensors):
         return (tuple(x.shape), x.dtype, x.device, torch.is_grad_enabled(),
@@ -211,7 +265,7 @@ class CapturedProgram:
             return torch.func.functional_call(self.program, dict(zip(names, tensors)), (x,))
 
         graph = make_fx(replayable, pre_dispatch=True, tracing_mode="fake")(tensors, x)
-        simplify(graph.graph)
+        simplify(graph)
         graph.recompile()
         return graph
 
