@@ -74,19 +74,22 @@ class ParticleELBO:
         """
         points = torch.arange(self.local.shape[1], device=self.local.device)
         kept = (lambda term: term.mean()) if self.best is None else (lambda term: term[self.best, points].mean())
-        data, latent, normalizer = 0.0, 0.0, 0.0
+        data, latent, normalizer = [], [], 0.0
         observed = {name for name, site in self.model_traces[0].nodes.items()
                     if site["type"] == "sample" and site["is_observed"]}
-        for name in self.local_sites:
-            term = kept(self.site_terms[name])
-            if name in observed:
-                data = data + term
-                site = self.model_traces[0].nodes[name]
-                normalizer = normalizer + getattr(site["fn"], "log_normalizer", 0.0) * site["scale"]
-            else:
-                latent = latent + term
-        normalizer = torch.as_tensor(normalizer, dtype=self.local.dtype, device=self.local.device)
-        return {"recon": normalizer - data, "kl": -latent, "constant": -normalizer}
+        with torch.no_grad():  # reported, not differentiated
+            for name in self.local_sites:
+                term = kept(self.site_terms[name])
+                if name in observed:
+                    data.append(term)
+                    site = self.model_traces[0].nodes[name]
+                    normalizer = normalizer + getattr(site["fn"], "log_normalizer", 0.0) * site["scale"]
+                else:
+                    latent.append(term)
+            zero = self.local.new_zeros(())
+            data, latent = (_total(terms) if terms else zero for terms in (data, latent))
+            normalizer = torch.as_tensor(normalizer, dtype=self.local.dtype, device=self.local.device)
+            return {"recon": normalizer - data, "kl": -latent, "constant": -normalizer}
 
     def values(self, name):
         """The guide's values at site ``name`` with the particle dim first: (J, N, ...)."""

@@ -55,18 +55,22 @@ class DivergenceMonitor:
         self._first_step = None       # device: step index of the first unhealthy step, or -1
         self._first_bad = None        # device: its non-finite entries
         self._found = None            # host: (step, names) once read
+        self._names = {}              # (site names, which gradients exist) → entry names
 
     def health(self, loss, site_terms=None):
         """``(names, values)``: the step's health vector and the name of each entry."""
-        names, values = ["loss"], [loss.detach().reshape(())]
-        for site, term in (site_terms or {}).items():
-            names.append(f"ELBO term '{site}'")
-            values.append(term.detach().sum())
-        for name, p in self.named_params:
-            if p.grad is not None:
-                names.append(f"gradient of {name}")
-                values.append(p.grad.detach().sum())
-        return tuple(names), torch.stack([v if v.dtype == torch.float32 else v.float() for v in values])
+        site_terms = site_terms or {}
+        grads = [p.grad for _, p in self.named_params]
+        key = (tuple(site_terms), tuple(grad is not None for grad in grads))
+        names = self._names.get(key)
+        if names is None:  # the entries changed (the first step): name them once
+            names = self._names[key] = (
+                "loss", *(f"ELBO term '{site}'" for site in site_terms),
+                *(f"gradient of {name}" for (name, _), grad in zip(self.named_params, grads) if grad is not None))
+        with torch.no_grad():
+            values = torch.stack([loss.reshape(()), *(term.sum() for term in site_terms.values()),
+                                  *(grad.sum() for grad in grads if grad is not None)])
+        return names, values if values.dtype == torch.float32 else values.float()
 
     def nonfinite(self, loss, site_terms=None):
         """Names of the non-finite entries of this step's health vector (reads the host)."""
