@@ -25,7 +25,7 @@ def main(argv=None):
     parser.add_argument("--trained-run", type=Path,
                         help="run folder whose checkpoint.pt holds a trained dictionary (FISTA λ=20)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=25)
     args = parser.parse_args(argv)
     print("== linear step ==", flush=True)
     linear_step.main(["--threads", str(args.threads), "--repeats", str(args.repeats)])

@@ -12,12 +12,14 @@ repetition by repetition in a rotating order, after a warm-up:
 * the plain-PyTorch floor (``benchmarks.linear_floor``: same loss and gradients, same optimizers).
 
 Printed and written (JSON + Markdown, ``benchmarks/results/``): median ms/step and the spread
-(min-max over repetitions) of each, the ratios to the floor, and the ratio of the Pyro path to
-the roofline bound (the step's matmul FLOPs over this machine's best measured matmul
-throughput). Profiles of the ``thresh`` and ``thresh_gamma`` J = 20 Pyro steps show where the
-time beyond the bound goes.
+(min-max over repetitions) of each, the ratios to the floor (paired: the median over repetitions
+of the ratio within a repetition, whose paths ran back to back, so that load drifting between
+repetitions on a shared machine cancels, which it does not in a ratio of medians), and the ratio
+of the Pyro path to the roofline bound (the step's matmul FLOPs over this machine's best
+measured matmul throughput). Profiles of the ``thresh`` and ``thresh_gamma`` J = 20 Pyro steps
+show where the time beyond the bound goes.
 
-Run: ``python -m benchmarks.linear_step [--repeats 15 --steps 20 --threads 2]``.
+Run: ``python -m benchmarks.linear_step [--repeats 25 --steps 20 --threads 2]``.
 """
 
 import argparse
@@ -95,6 +97,11 @@ def time_steps(step, batches):
     return (time.perf_counter() - start) / len(batches) * 1e3
 
 
+def paired_ratio(times, reference):
+    """Median over repetitions of the ratio of two paths timed in the same repetition."""
+    return statistics.median(t / r for t, r in zip(times, reference))
+
+
 def profile_step(step, batches, rows=15):
     from torch.profiler import ProfilerActivity, profile
 
@@ -104,7 +111,7 @@ def profile_step(step, batches, rows=15):
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
-def run(repeats=15, steps=20, warmup=20, threads=2, batch=100):
+def run(repeats=25, steps=20, warmup=20, threads=2, batch=100):
     torch.set_num_threads(threads)
     with runtime_settings(compose_config()):  # the training runtime: validation off, etc.
         return _run(repeats, steps, warmup, threads, batch)
@@ -136,8 +143,10 @@ def _run(repeats, steps, warmup, threads, batch):
         for name, values in times.items():
             row.update({f"{name}_ms": statistics.median(values), f"{name}_min": min(values),
                         f"{name}_max": max(values)})
-        row["ratio_floor"] = row["pyro_ms"] / row["floor_ms"]
-        row["ratio_eager_floor"] = row["eager_ms"] / row["floor_ms"]
+        # paired: each repetition times every path back to back, so the ratio within a
+        # repetition cancels the machine's drift (other tenants, clock changes) between them
+        row["ratio_floor"] = paired_ratio(times["pyro"], times["floor"])
+        row["ratio_eager_floor"] = paired_ratio(times["eager"], times["floor"])
         row["ratio_roofline"] = row["pyro_ms"] / bound
         rows.append(row)
         print(f"{guide:13s} J={j:2d} {objective:8s}: pyro {row['pyro_ms']:.2f} ms "
@@ -156,7 +165,8 @@ def _run(repeats, steps, warmup, threads, batch):
 def markdown(meta, rows):
     lines = [f"Linear model, batch {meta['batch']}, {meta['threads']} threads, torch {meta['torch']}, "
              f"pyro {meta['pyro']}; best matmul {meta['matmul_gflops']:.1f} GFLOP/s; medians over "
-             f"{meta['repeats']} × {meta['steps_per_repeat']} steps (min-max).", "",
+             f"{meta['repeats']} × {meta['steps_per_repeat']} steps (min-max); ratios to the floor are "
+             "medians of the ratios within a repetition (paired).", "",
              "| guide | J | objective | Pyro ms/step | Pyro eager (capture=false) | floor ms/step "
              "| Pyro / floor | eager / floor | roofline ms | Pyro / roofline |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -171,7 +181,7 @@ def markdown(meta, rows):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=25)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
