@@ -228,6 +228,23 @@ def test_an_explicit_generator_uses_torchs_sampler():
     assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("alpha", [1e-6, 0.05, 1.0, 30.0, 1e6])
+def test_rejected_proposals_redrawn_alone_or_with_every_variate_give_the_same_draws(alpha, dtype):
+    """torch's sampler on the rejected proposals alone (the CPU path) and on every variate with
+    α = 0 for the accepted ones (the path of other devices) draw the same numbers in the same
+    order: the same variates bit for bit, broadcast parameters included."""
+    from pyro_vsc.distributions.gamma import _sample
+
+    concentration = (alpha * torch.exp(0.3 * torch.randn(50, 1, 8, generator=torch.Generator().manual_seed(0)))).to(dtype)
+    rate = torch.linspace(0.5, 2.0, 3 * 8, dtype=dtype).reshape(3, 8)
+    draws = []
+    for select_rejected in (True, False):
+        torch.manual_seed(3)
+        draws.append(_sample(concentration, rate, [4, 50, 3, 8], select_rejected=select_rejected))
+    assert torch.equal(*draws)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("alpha", [0.05, 1.0, 30.0])
 def test_cuda_samples_and_gradients(alpha):

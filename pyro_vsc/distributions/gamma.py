@@ -16,9 +16,11 @@ the acceptance rate). :math:`z'` is one round of Marsaglia & Tsang's rejection s
 accept when :math:`\log u < x^2/2 + d - dv + d\log v` (acceptance ≥ 95%); given acceptance,
 :math:`U = u\,e^{-(x^2/2+d-dv+d\log v)}` is uniform and independent of :math:`x`, so the boost
 costs no further random number. Proposals that are rejected get a draw of torch's own sampler
-(``torch._standard_gamma``, exact, with its own retries), called with α = 0, which returns at
-once without random numbers, everywhere else: the fixed operations need no host
-synchronisation and every variate follows :math:`\Gamma(\alpha,\beta)` exactly. Variates are
+(``torch._standard_gamma``, exact, with its own retries): on a CPU on the rejected proposals
+alone (found with ``nonzero``, which synchronises nothing there), on other devices on every
+variate with α = 0 for the accepted ones (which returns at once without random numbers), so
+that the fixed operations need no host synchronisation; both draw the same numbers, and every
+variate follows :math:`\Gamma(\alpha,\beta)` exactly. Variates are
 clamped below at (just above) the dtype's smallest normal number, as torch's are.
 
 **Gradient** (unbiased). The pathwise gradient of a one-dimensional variate is unique:
@@ -83,9 +85,10 @@ def _(concentration, rate, shape):
     return concentration.new_empty(shape)
 
 
-def _sample(concentration, rate, shape):
+def _sample(concentration, rate, shape, select_rejected=None):
     # Inside the operator nothing is recorded or differentiated: the full-size work is done in
-    # place, in five buffers.
+    # place, in five buffers. ``select_rejected``: run torch's sampler on the rejected proposals
+    # alone (default on a CPU) rather than on every variate; both draw the same numbers.
     dtype, device = concentration.dtype, concentration.device
     tiny = torch.finfo(dtype).tiny
     d = concentration + (1.0 - 1.0 / 3.0)  # Marsaglia & Tsang's d for α' = α + 1
@@ -100,9 +103,18 @@ def _sample(concentration, rate, shape):
     # accepted: log(z'/β) + log(U)/α with z' = d·v and U = u / exp(log_ratio), uniform given x
     log_accepted = torch.add(d.log() - rate.log(), log_y, alpha=3.0, out=log_y)
     log_accepted.addcmul_(log_u.sub_(log_ratio), concentration.reciprocal())
-    # rejected: torch's draw; α = 0 (accepted) returns at once without a draw
-    redrawn = torch._standard_gamma(torch.addcmul(concentration, concentration, accepted, value=-1.0, out=y))
-    log_z = torch.lerp(redrawn.log_().sub_(rate.log()), log_accepted, accepted, out=redrawn)
+    # rejected: torch's draw (in the order of the variates, so both branches draw the same)
+    if select_rejected if select_rejected is not None else device.type == "cpu":
+        # on a CPU, where finding the rejected proposals needs no device synchronisation, torch's
+        # serial sampler runs on them alone (a few percent) instead of on every variate
+        rejected = torch.nonzero(accepted == 0, as_tuple=True)
+        redrawn = torch._standard_gamma(concentration.expand(shape)[rejected])
+        log_accepted[rejected] = redrawn.log_().sub_(rate.expand(shape)[rejected].log())
+        log_z = log_accepted
+    else:
+        # every variate, with α = 0 (accepted), which returns at once without a draw
+        redrawn = torch._standard_gamma(torch.addcmul(concentration, concentration, accepted, value=-1.0, out=y))
+        log_z = torch.lerp(redrawn.log_().sub_(rate.log()), log_accepted, accepted, out=redrawn)
     # clamped in the log domain (exp is slow where it underflows), 1e-5 above the smallest normal
     return log_z.clamp_min_(math.log(tiny) + 1e-5).exp_()
 
