@@ -86,8 +86,7 @@ class ParticleELBO:
                     normalizer = normalizer + getattr(site["fn"], "log_normalizer", 0.0) * site["scale"]
                 else:
                     latent.append(term)
-            zero = self.local.new_zeros(())
-            data, latent = (_total(terms) if terms else zero for terms in (data, latent))
+            data, latent = (_total(terms) if terms else self.local.new_zeros(()) for terms in (data, latent))
             normalizer = torch.as_tensor(normalizer, dtype=self.local.dtype, device=self.local.device)
             return {"recon": normalizer - data, "kl": -latent, "constant": -normalizer}
 
