@@ -72,8 +72,11 @@ class ParticleELBO:
 
         :returns: dict of 0-dim tensors ``recon``, ``kl``, ``constant``.
         """
-        points = torch.arange(self.local.shape[1], device=self.local.device)
-        kept = (lambda term: term.mean()) if self.best is None else (lambda term: term[self.best, points].mean())
+        if self.best is None:
+            kept = torch.mean
+        else:
+            points = torch.arange(self.local.shape[1], device=self.local.device)
+            kept = lambda term: term[self.best, points].mean()  # noqa: E731
         data, latent, normalizer = [], [], 0.0
         observed = {name for name, site in self.model_traces[0].nodes.items()
                     if site["type"] == "sample" and site["is_observed"]}

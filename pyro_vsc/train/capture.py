@@ -150,8 +150,9 @@ def _foldable(node, module):
         return False
     if not isinstance(node.meta.get("val"), torch.Tensor):
         return False
-    if not all(source.op == "get_attr" and isinstance(getattr(module, source.target), torch.Tensor)
-               and not getattr(module, source.target).requires_grad for source in node.all_input_nodes):
+    constants = [getattr(module, source.target) if source.op == "get_attr" else None
+                 for source in node.all_input_nodes]
+    if not all(isinstance(value, torch.Tensor) and not value.requires_grad for value in constants):
         return False
     return all(user.op == "call_function" and isinstance(user.target, torch._ops.OpOverload)
                and not user.target._schema.is_mutable for user in node.users)
