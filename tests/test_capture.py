@@ -11,6 +11,7 @@ from pyro_vsc.build import build_guide
 from pyro_vsc.run import build_optimizers, runtime_settings, wrap_networks
 from pyro_vsc.train.capture import CapturedProgram
 from pyro_vsc.train.distributed import DistributedContext
+from pyro_vsc.train.guards import python_state
 from pyro_vsc.train.step import ObjectiveStep
 from pyro_vsc.train.trainer import Trainer
 from tests.helpers import compose_config
@@ -206,3 +207,31 @@ def test_the_replay_reads_the_current_parameters_and_records_a_changed_set_anew(
         for _ in range(3):
             torch.testing.assert_close(likelihood_term(program), likelihood_term(program.fn), rtol=0, atol=0)
         assert len(program.graphs) == recorded + 1 and program.unsupported is None
+
+
+def test_replays_build_the_guarded_state_only_when_something_it_is_made_of_changed(monkeypatch):
+    """Between replays the guard checks a snapshot of the objects the state is made of
+    (:class:`~pyro_vsc.train.guards.StateSnapshot`) instead of building the state: built on
+    the first replay of a recording, then again only after an attribute changed."""
+    import pyro_vsc.train.capture as capture
+
+    cfg, trainer = _trainer(SMALL_LINEAR, capture=True)
+    program, x = trainer.objective._terms, torch.randn(5, 16)
+    built = []
+    monkeypatch.setattr(capture, "python_state", lambda roots: built.append(1) or python_state(roots))
+    with runtime_settings(cfg), torch.no_grad():
+        program(x)                  # a watched eager call, then the recording
+        built.clear()
+        for _ in range(4):
+            program(x)
+        assert len(built) == 1 and len(program.graphs) == 1
+        trainer.guide.flag = True   # a new attribute: seen, the next call runs eagerly
+        built.clear()
+        torch.manual_seed(0)
+        changed = program(x)[1]["x"]
+        torch.manual_seed(0)
+        torch.testing.assert_close(changed, program.fn(x)[1]["x"], rtol=0, atol=0)
+        assert len(built) >= 2
+        for _ in range(3):
+            program(x)
+        assert len(program.graphs) == 2 and program.unsupported is None

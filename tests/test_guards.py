@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from pyro_vsc.train.guards import describe_change, python_state
+from pyro_vsc.train.guards import StateSnapshot, describe_change, python_state
 
 
 @dataclass
@@ -45,6 +45,9 @@ def _edits():
         "a forward hook": add_hook,
         "a new attribute": lambda p: setattr(p.inner[0], "flag", True),
         "a new buffer": lambda p: p.register_buffer("extra", torch.zeros(1)),
+        "a nested field in place": lambda p: setattr(p.schedule, "start", 0.2),
+        "an attribute renamed": lambda p: (delattr(p, "name"), setattr(p, "title", "laplace")),
+        "a submodule replaced by one of its class": lambda p: p.inner.__setitem__(0, nn.Linear(2, 2)),
         "a KL weight": lambda p: None,  # the KL weights are a further root, edited below
     }
 
@@ -58,13 +61,37 @@ def test_each_kind_of_python_state_is_seen(edit):
             self.weights = weights
 
     roots = (program, KLWeights())
-    before = python_state(roots)
+    before, snapshot = python_state(roots), StateSnapshot(roots)
+    assert snapshot.unchanged()
     _edits()[edit](program)
     if edit == "a KL weight":
         weights["z"] = 0.02
     after = python_state(roots)
     assert after != before
     assert describe_change(before, after, roots)
+    assert not snapshot.unchanged()  # the per-step check sees every change the state does
+
+
+def test_a_tensor_attribute_replaced_while_the_old_one_lives_is_a_change():
+    """Identity, not the tensors' values (nor their elementwise ``==``), tells them apart."""
+    program = Program()
+    before = python_state([program])
+    old, program.constant = program.constant, program.constant.clone()
+    assert python_state([program]) != before
+    program.constant = old
+    assert python_state([program]) == before
+
+
+def test_a_global_forward_hook_is_seen():
+    program = Program()
+    before, snapshot = python_state([program]), StateSnapshot([program])
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda *args: None)
+    try:
+        assert python_state([program]) != before
+        assert not snapshot.unchanged()
+    finally:
+        handle.remove()
+    assert snapshot.unchanged()
 
 
 def test_what_the_replay_reads_live_does_not_change_the_state():
@@ -78,6 +105,23 @@ def test_what_the_replay_reads_live_does_not_change_the_state():
     program.inner[0].weight = nn.Parameter(torch.zeros(2, 2))  # the same name, read live
     assert python_state([program]) == before
     hash(before)
+
+
+def test_the_snapshot_is_unchanged_only_while_the_same_objects_hold_the_same_values():
+    """Parameter and buffer values are read live, so updating them in place leaves the snapshot
+    unchanged; an equal new object in an attribute is a change to the snapshot (conservative:
+    the caller then builds the state, which is equal)."""
+    program = Program()
+    snapshot = StateSnapshot([program])
+    with torch.no_grad():
+        program.inner[0].weight.add_(1.0)
+        program.counter += 1
+    program.sizes[2]["a"] = 3  # written, with the value it had
+    assert snapshot.unchanged()
+    program.scale = float("0.5")  # an equal float, another object
+    program.inner[0].weight = nn.Parameter(torch.zeros(2, 2))
+    assert not snapshot.unchanged()
+    assert StateSnapshot([program]).unchanged()
 
 
 def test_the_change_is_named():
