@@ -16,8 +16,10 @@ Printed and written (JSON + Markdown, ``benchmarks/results/``): median ms/step a
 of the ratio within a repetition, whose paths ran back to back, so that load drifting between
 repetitions on a shared machine cancels, which it does not in a ratio of medians), and the ratio
 of the Pyro path to the roofline bound (the step's matmul FLOPs over this machine's best
-measured matmul throughput). Profiles of the ``thresh`` and ``thresh_gamma`` J = 20 Pyro steps
-show where the time beyond the bound goes.
+measured matmul throughput). Then the ``thresh_gamma`` and ``thresh`` Pyro steps (``elbo=max``,
+J = 1 and 20) are timed against each other in the same way, for the paired ratio of the learned
+threshold's step to the fixed one's. Profiles of the ``thresh`` and ``thresh_gamma`` J = 20 Pyro
+steps show where the time beyond the bound goes.
 
 Run: ``python -m benchmarks.linear_step [--repeats 25 --steps 20 --threads 2]``.
 """
@@ -45,6 +47,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CASES = [(guide, j, objective) for guide in ("thresh", "thresh_gamma", "gaussian")
          for j in (1, 20) for objective in ("max", "avg")] + [("thresh", 1, "avg_pyro"), ("thresh", 20, "avg_pyro")]
 PROFILED = [("thresh", 20, "max"), ("thresh_gamma", 20, "max")]
+#: Guides whose Pyro steps are also timed against each other in the same repetitions.
+PAIRED_GUIDES = ("thresh_gamma", "thresh")
 
 
 def build_case(guide, num_particles, objective, batch=100, capture=True):
@@ -128,15 +132,7 @@ def _run(repeats, steps, warmup, threads, batch):
         generator = torch.Generator().manual_seed(0)
         batches = [data[torch.randint(0, len(data), (batch,), generator=generator)]
                    for _ in range(steps)]
-        for x in batches[:warmup]:
-            for step in paths.values():
-                step(x)
-        times = {name: [] for name in paths}
-        order = list(paths)
-        for _ in range(repeats):  # interleaved, in a rotating order
-            for name in order:
-                times[name].append(time_steps(paths[name], batches))
-            order = order[1:] + order[:1]
+        times = time_interleaved(paths, batches, repeats, warmup)
         bound = flops / (peak * 1e9) * 1e3
         row = {"guide": guide, "J": j, "objective": objective, "roofline_ms": bound,
                "gflop": flops / 1e9}
@@ -156,13 +152,46 @@ def _run(repeats, steps, warmup, threads, batch):
               f"roofline {bound:.2f} ms (x{row['ratio_roofline']:.2f})", flush=True)
         if (guide, j, objective) in PROFILED:
             profiles[f"{guide}, J={j}, {objective}"] = profile_step(pyro_step, batches[:10])
+    pairs = [time_guides_against_each_other(j, repeats, steps, warmup, batch) for j in (1, 20)]
     meta = {"machine": platform.platform(), "processor": platform.processor(), "threads": threads,
             "torch": torch.__version__, "pyro": pyro.__version__, "batch": batch, "repeats": repeats,
             "steps_per_repeat": steps, "matmul_gflops": peak, "matmul_shapes": shapes}
-    return meta, rows, profiles
+    return meta, rows, pairs, profiles
 
 
-def markdown(meta, rows):
+def time_interleaved(paths, batches, repeats, warmup):
+    """name → ms/step of each repetition: every path runs the same batches, the paths of a
+    repetition back to back in an order that rotates between repetitions, after a warm-up."""
+    for x in batches[:warmup]:
+        for step in paths.values():
+            step(x)
+    times = {name: [] for name in paths}
+    order = list(paths)
+    for _ in range(repeats):
+        for name in order:
+            times[name].append(time_steps(paths[name], batches))
+        order = order[1:] + order[:1]
+    return times
+
+
+def time_guides_against_each_other(num_particles, repeats, steps, warmup, batch):
+    """The Pyro steps of ``thresh_gamma`` and ``thresh`` (``elbo=max``) timed in the same
+    repetitions, and their paired ratio: the cost of learning the threshold (§3.2) over a fixed
+    one, free of the drift between the separate cases of the table."""
+    paths = {guide: build_case(guide, num_particles, "max", batch)[0] for guide in PAIRED_GUIDES}
+    data = build_case("thresh", num_particles, "max", batch)[2]
+    generator = torch.Generator().manual_seed(0)
+    batches = [data[torch.randint(0, len(data), (batch,), generator=generator)] for _ in range(steps)]
+    times = time_interleaved(paths, batches, repeats, warmup)
+    first, second = PAIRED_GUIDES
+    row = {"J": num_particles, **{f"{guide}_ms": statistics.median(times[guide]) for guide in PAIRED_GUIDES},
+           "ratio": paired_ratio(times[first], times[second])}
+    print(f"{first} / {second} J={num_particles:2d} max (paired): {row[f'{first}_ms']:.2f} / "
+          f"{row[f'{second}_ms']:.2f} ms, ratio {row['ratio']:.3f}", flush=True)
+    return row
+
+
+def markdown(meta, rows, pairs=()):
     lines = [f"Linear model, batch {meta['batch']}, {meta['threads']} threads, torch {meta['torch']}, "
              f"pyro {meta['pyro']}; best matmul {meta['matmul_gflops']:.1f} GFLOP/s; medians over "
              f"{meta['repeats']} × {meta['steps_per_repeat']} steps (min-max); ratios to the floor are "
@@ -176,6 +205,13 @@ def markdown(meta, rows):
                      f"({r['eager_min']:.2f}-{r['eager_max']:.2f}) | {r['floor_ms']:.2f} "
                      f"({r['floor_min']:.2f}-{r['floor_max']:.2f}) | {r['ratio_floor']:.3f} | "
                      f"{r['ratio_eager_floor']:.3f} | {r['roofline_ms']:.2f} | {r['ratio_roofline']:.2f} |")
+    if pairs:
+        first, second = PAIRED_GUIDES
+        lines += ["", f"`{first}` against `{second}` (`elbo=max`, the Pyro steps timed in the same "
+                  "repetitions; ratio paired):", "",
+                  f"| J | {first} ms/step | {second} ms/step | {first} / {second} |", "|---|---|---|---|"]
+        lines += [f"| {r['J']} | {r[f'{first}_ms']:.2f} | {r[f'{second}_ms']:.2f} | {r['ratio']:.3f} |"
+                  for r in pairs]
     return "\n".join(lines) + "\n"
 
 
@@ -186,10 +222,10 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
-    meta, rows, profiles = run(args.repeats, args.steps, args.warmup, args.threads)
+    meta, rows, pairs, profiles = run(args.repeats, args.steps, args.warmup, args.threads)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "linear_step.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    table = markdown(meta, rows)
+    (RESULTS / "linear_step.json").write_text(json.dumps({"meta": meta, "rows": rows, "pairs": pairs}, indent=2))
+    table = markdown(meta, rows, pairs)
     profile_text = "".join(f"\nProfile of the {case} Pyro step (10 steps):\n\n```\n{text}```\n"
                            for case, text in profiles.items())
     (RESULTS / "linear_step.md").write_text(table + profile_text)
