@@ -25,10 +25,10 @@ The result is a tuple of ``(owner id, attribute, value)`` entries (owners are th
 and roots of the program), so comparing two states is a
 tuple comparison and :func:`describe_change` can name the attribute that differs.
 
-Building the state walks every attribute in Python (0.12-0.14 ms for the paper's linear model on this project's CPU).
-Between replays a :class:`StateSnapshot` tells that nothing it is made of changed with a few
-C-level identity comparisons instead (about 0.05 ms), and the state is built again only
-when the snapshot cannot vouch for it.
+Building the state walks every attribute in Python (0.12-0.14 ms for the paper's linear model on
+this project's CPU). Between replays a :class:`StateSnapshot` tells that nothing it is made of
+changed with a few C-level identity comparisons instead (about 0.05 ms), and the state is built
+again only when the snapshot cannot vouch for it.
 """
 
 import enum
