@@ -87,8 +87,9 @@ def gamma_kl(q_concentration, q_rate, p_concentration, p_rate):
     term computes anyway: it is reused through a term of value zero,
     :math:`\psi(\alpha_q)\,(\alpha_q - \alpha_q)` with ψ and the second α held fixed, instead
     of autograd evaluating the digamma function a second time (the KL's most expensive
-    operation). Values and first derivatives are the formula's; second derivatives in
-    :math:`\alpha_q` lack that term's :math:`-\psi'(\alpha_q)`.
+    operation). Values and first derivatives are the formula's; a second derivative in
+    :math:`\alpha_q` would miss the :math:`-\psi'(\alpha_q)` of :math:`-\log\Gamma(\alpha_q)`
+    (nothing here takes one).
     """
     digamma = torch.digamma(q_concentration)
     fixed = q_concentration.detach()
