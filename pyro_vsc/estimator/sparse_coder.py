@@ -85,7 +85,7 @@ class VariationalSparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     :param str guide: the method, a ``guide=`` of the command: ``thresh`` (default:
         Thresholded Laplacian of Table 1, λ₀ = 0.25), ``thresh_gamma`` (the paper's
         Laplacian + Gamma threshold, the command's default; its Gamma sampling makes a step
-        about 1.7× as long), ``thresh_gauss``, ``thresh_gauss_gamma``, ``laplace``, ``gaussian``,
+        about 1.6-1.7× as long at J = 1, README "Performance"), ``thresh_gauss``, ``thresh_gauss_gamma``, ``laplace``, ``gaussian``,
         ``spike_slab``, ``fista``.
     :param str objective: ``max`` (eq. 9), ``avg`` (eq. 7), ``avg_pyro`` (eq. 7 by Pyro's stock ELBOs) or ``iwae``, as ``elbo=``.
     :param int num_particles: J, the particles of the objective and of the code selection

@@ -232,7 +232,6 @@ class CapturedProgram:
         self._unsettled = 0      # calls in a row whose state differed from the previous call's
         self._mutating = 0       # calls in a row that changed the state while they ran
         self._announced = False
-        self._inputs_key = self._named_inputs = None
         # (snapshot, state, inputs) of the previous call if it replayed: while the snapshot says
         # that nothing the state and the inputs are made of changed, neither is built again
         self._replayed = None
@@ -247,16 +246,11 @@ class CapturedProgram:
         return python_state(self.roots)
 
     def _inputs(self):
-        """``(names, tensors)`` of the parameters and buffers the replay reads, looked up again
-        only when a module holds other tensor objects (or names) than at the previous call: the
-        cached tensors are referenced, so an unchanged key (ids) means the same objects."""
-        key = tuple((name, id(tensor)) for module in self.program.modules()
-                    for tensors in (module._parameters, module._buffers) for name, tensor in tensors.items())
-        if key != self._inputs_key:
-            named = dict(self.program.named_parameters())
-            named.update(self.program.named_buffers())
-            self._inputs_key, self._named_inputs = key, (tuple(named), list(named.values()))
-        return self._named_inputs
+        """``(names, tensors)`` of the parameters and buffers the replay reads (between replays
+        :attr:`_replayed` keeps them while its snapshot vouches that no module changed)."""
+        named = dict(self.program.named_parameters())
+        named.update(self.program.named_buffers())
+        return tuple(named), list(named.values())
 
     def _signature(self, x, tensors):
         return (tuple(x.shape), x.dtype, x.device, torch.is_grad_enabled(),
