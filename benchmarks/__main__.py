@@ -25,12 +25,14 @@ def main(argv=None):
     parser.add_argument("--trained-run", type=Path,
                         help="run folder whose checkpoint.pt holds a trained dictionary (FISTA λ=20)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=25)
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repetitions (default: each benchmark's own; the linear step's are per process)")
     args = parser.parse_args(argv)
     print("== linear step ==", flush=True)
-    linear_step.main(["--threads", str(args.threads), "--repeats", str(args.repeats)])
+    repeats = [] if args.repeats is None else ["--repeats", str(args.repeats)]
+    linear_step.main(["--threads", str(args.threads), *repeats])
     print("== Gamma sampler ==", flush=True)
-    gamma_sampler.main(["--threads", str(args.threads), "--repeats", str(args.repeats)])
+    gamma_sampler.main(["--threads", str(args.threads), *repeats])
     print("== memory ==", flush=True)
     memory.main()
     print("== FISTA and the active-set solver vs scikit-learn Lasso ==", flush=True)
