@@ -152,29 +152,25 @@ def _run(repeats, steps, warmup, threads, batch, processes):
         # repetition cancels the machine's drift (other tenants, clock changes) between them;
         # then the median over processes, with their range
         for key, path in (("ratio_floor", "pyro"), ("ratio_eager_floor", "eager")):
-            per_process = [paired_ratio(run_["times"][path], run_["times"]["floor"]) for run_ in runs]
-            row[key] = statistics.median(per_process)
-            row[f"{key}_processes"] = per_process
+            row[key], row[f"{key}_processes"] = paired_over_processes(runs, path, "floor")
         row["ratio_roofline"] = row["pyro_ms"] / bound
         rows.append(row)
-        spread = row["ratio_floor_processes"]
         print(f"{guide:13s} J={j:2d} {objective:8s}: pyro {row['pyro_ms']:.2f} ms "
               f"[{row['pyro_min']:.2f}-{row['pyro_max']:.2f}], eager {row['eager_ms']:.2f} ms, "
               f"floor {row['floor_ms']:.2f} ms [{row['floor_min']:.2f}-{row['floor_max']:.2f}], "
-              f"ratio {row['ratio_floor']:.3f} [{min(spread):.3f}-{max(spread):.3f} over "
-              f"{len(spread)} processes] (eager {row['ratio_eager_floor']:.3f}), "
+              f"ratio {row['ratio_floor']:.3f} {_spread(row['ratio_floor_processes'])}"
+              f"(eager {row['ratio_eager_floor']:.3f}), "
               f"roofline {bound:.2f} ms (x{row['ratio_roofline']:.2f})", flush=True)
     pairs = []
+    first, second = PAIRED_GUIDES
     for j in PAIRED_J:
         runs = measured[("pair", str(j))]
-        first, second = PAIRED_GUIDES
-        per_process = [paired_ratio(run_["times"][first], run_["times"][second]) for run_ in runs]
         row = {"J": j, **{f"{guide}_ms": statistics.median(t for run_ in runs for t in run_["times"][guide])
-                          for guide in PAIRED_GUIDES},
-               "ratio": statistics.median(per_process), "ratio_processes": per_process}
+                          for guide in PAIRED_GUIDES}}
+        row["ratio"], row["ratio_processes"] = paired_over_processes(runs, first, second)
         print(f"{first} / {second} J={j:2d} max (paired): {row[f'{first}_ms']:.2f} / "
-              f"{row[f'{second}_ms']:.2f} ms, ratio {row['ratio']:.3f} "
-              f"[{min(per_process):.3f}-{max(per_process):.3f}]", flush=True)
+              f"{row[f'{second}_ms']:.2f} ms, ratio {row['ratio']:.3f} {_spread(row['ratio_processes'])}",
+              flush=True)
         pairs.append(row)
     profiles = {}
     for guide, j, objective in PROFILED:
@@ -188,6 +184,13 @@ def _run(repeats, steps, warmup, threads, batch, processes):
             "steps_per_repeat": steps, "processes": processes, "matmul_gflops": peak,
             "matmul_shapes": shapes}
     return meta, rows, pairs, profiles
+
+
+def paired_over_processes(runs, path, reference):
+    """``(median, per-process list)`` of the paired ratio of ``path`` to ``reference`` in each
+    process's times."""
+    per_process = [paired_ratio(run_["times"][path], run_["times"][reference]) for run_ in runs]
+    return statistics.median(per_process), per_process
 
 
 def sample_batches(data, steps, batch):
