@@ -17,8 +17,8 @@ gets torch's formulas for those types, exactly as without this library.
 **Compact evaluation.** With J vectorized particles Pyro hands the KL distributions expanded
 along the particle dimension, with the same parameters for every particle. Every KL here is
 evaluated on the compact parameters (:mod:`pyro_vsc.distributions.compact`) and broadcast
-afterwards: the same values and gradients, computed once per data point instead of once per
-particle. For Pyro's own ``Normal``, ``Laplace`` and ``Gamma`` pairs (the Gaussian and
+afterwards, after the sum over an ``Independent`` pair's event dims: the same values and
+gradients, computed once per data point instead of once per particle. For Pyro's own ``Normal``, ``Laplace`` and ``Gamma`` pairs (the Gaussian and
 Laplacian baselines, the Gamma threshold posterior of §3.2) the objectives choose the formula
 themselves rather than registering it: :func:`closed_form_kl`, which :class:`~pyro_vsc.elbo.MaxELBO`
 and the evaluation call, evaluates the same closed form compactly wherever torch's dispatch
@@ -142,12 +142,15 @@ def _kl_spike_slab(q, p):
     return _on_compact_parameters(_spike_slab_kl, q, p, ("logits", "loc", "scale"))
 
 
-#: torch's own KL of each family whose closed form :func:`closed_form_kl` evaluates compactly:
-#: the function torch registered → (the same KL here, the parameters it reads).
+#: The KL rules :func:`closed_form_kl` evaluates compactly → (the closed form, the parameters it
+#: reads): torch's own KL of each family (the same formula here) and the library's registered KLs.
 _COMPACT_FORMS = {
     _KL_REGISTRY[Normal, Normal]: (normal_kl, ("loc", "scale")),
     _KL_REGISTRY[Laplace, Laplace]: (laplace_kl, ("loc", "scale")),
     _KL_REGISTRY[Gamma, Gamma]: (gamma_kl, ("concentration", "rate")),
+    _kl_thresholded_laplace: (laplace_kl, ("loc", "scale")),
+    _kl_thresholded_normal: (normal_kl, ("loc", "scale")),
+    _kl_spike_slab: (_spike_slab_kl, ("logits", "loc", "scale")),
 }
 #: Pyro's KL of two ``Independent`` distributions (sums the base KL over the event dims).
 _INDEPENDENT_KL = _KL_REGISTRY[Independent, Independent]
@@ -161,22 +164,42 @@ def _dispatched(q, p):
     return _KL_MEMOIZE[key]
 
 
+def _compact_kl(q, p):
+    """:func:`closed_form_kl` before its final broadcast: a tensor that broadcasts to the pair's
+    batch shape, with the particle dimension (and any other that the parameters only repeat)
+    of size 1 wherever the rule is evaluated compactly.
+
+    ``Independent`` pairs sum the compact base KL over the event dims before broadcasting: a
+    sum over (1, B, d) instead of (J, B, d), whose backward pass needs no (J, B, d) tensor
+    either. A base KL that repeats one value along an event dim is expanded along it first, so
+    that the value still counts once per coordinate.
+    """
+    rule = _dispatched(q, p)
+    if rule is _INDEPENDENT_KL and q.reinterpreted_batch_ndims == p.reinterpreted_batch_ndims:
+        ndims = q.reinterpreted_batch_ndims
+        base = _compact_kl(q.base_dist, p.base_dist)
+        full = torch.broadcast_shapes(q.base_dist.batch_shape, p.base_dist.batch_shape)
+        event_shape = full[len(full) - ndims:]
+        return sum_rightmost(base.expand(torch.broadcast_shapes(base.shape, event_shape)), ndims)
+    if rule in _COMPACT_FORMS:
+        formula, names = _COMPACT_FORMS[rule]
+        return formula(*compact_parameters(q, names), *compact_parameters(p, names))
+    return kl_divergence(q, p)
+
+
 def closed_form_kl(q, p):
     r"""KL(q ‖ p) as the objectives compute it: ``kl_divergence(q, p)``, except that where it
     would use torch's own KL of two ``Normal``, ``Laplace`` or ``Gamma`` laws (Pyro's classes and
     their subclasses, inside ``Independent`` wrappers of equal event dims) the same closed form
     (:func:`normal_kl`, :func:`laplace_kl`, :func:`gamma_kl`) is evaluated once per distinct
-    parameter value (see the module docstring).
+    parameter value (see the module docstring); so are the library's registered KLs, and the sum
+    over an ``Independent`` pair's event dims comes before the broadcast to the batch shape.
 
     :raises NotImplementedError: where no KL is registered for the pair (as ``kl_divergence``).
     """
-    rule = _dispatched(q, p)
-    if rule is _INDEPENDENT_KL and q.reinterpreted_batch_ndims == p.reinterpreted_batch_ndims:
-        return sum_rightmost(closed_form_kl(q.base_dist, p.base_dist), q.reinterpreted_batch_ndims)
-    if rule in _COMPACT_FORMS:
-        formula, names = _COMPACT_FORMS[rule]
-        return _on_compact_parameters(formula, q, p, names)
-    return kl_divergence(q, p)
+    kl = _compact_kl(q, p)
+    shape = torch.broadcast_shapes(kl.shape, q.batch_shape, p.batch_shape)
+    return kl if kl.shape == shape else kl.expand(shape)
 
 
 def thresholded_laplace_exact_kl(q, p):

@@ -10,6 +10,7 @@ from pyro import poutine
 from pyro.distributions.util import is_identically_zero, scale_and_mask
 from pyro.infer import ELBO
 from pyro.infer.util import is_validation_enabled, torch_item
+from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from pyro.util import check_if_enumerated, check_model_guide_match
 
@@ -19,6 +20,23 @@ from .site_match import check_latent_sites
 
 #: Name of the plate Pyro's ELBO uses to vectorize particles.
 PARTICLE_PLATE = "num_particles_vectorized"
+#: Trace-node key of a sample site's distribution as it was before the particle plate expanded it.
+FN_BEFORE_PARTICLES = "fn_before_particle_plate"
+
+
+class _KeepFnBeforeParticles(Messenger):
+    """Notes each sample site's distribution before the particle plate broadcasts it.
+
+    Entered inside the particle plate, it sees a site after the program's own plates and before
+    the particle plate (Pyro applies the innermost handler first). The particle plate only
+    repeats the distribution's parameters J times, so a KL evaluated on the noted distribution
+    has the same values and gradients, computed once per data point instead of once per
+    particle, and its backward pass needs no (J, N, ...) tensor (narrowing the expanded
+    parameters instead would write one, the adjoint of the narrowing).
+    """
+
+    def _pyro_sample(self, msg):
+        msg[FN_BEFORE_PARTICLES] = msg["fn"]
 
 
 def _total(terms):
@@ -125,7 +143,8 @@ class ParticleTraceELBO(ELBO):
     Latent sites use the KL registered for ``(guide fn, model fn)`` when ``analytic_kl`` is true
     (for the thresholded laws, the paper's base KL, Appendix B; for Pyro's ``Normal``,
     ``Laplace`` and ``Gamma``, torch's closed form, evaluated once per distinct parameter value:
-    :func:`~pyro_vsc.distributions.kl.closed_form_kl`) and otherwise, or where no KL is
+    :func:`~pyro_vsc.distributions.kl.closed_form_kl`, on the distributions as model and guide
+    gave them, before the particle plate repeats their parameters) and otherwise, or where no KL is
     registered, the single-sample estimate :math:`\log p(z) - \log q(z)` of the exact
     densities. Only what the objective needs is computed: with analytic KLs no latent
     ``log_prob`` is evaluated (Pyro's ``get_importance_trace`` computes them all), which is why
@@ -155,6 +174,10 @@ class ParticleTraceELBO(ELBO):
         self.data_plate = data_plate
         self.analytic_kl = analytic_kl
 
+    def _vectorized_num_particles(self, fn):
+        """Pyro's particle plate around ``fn``, with the distributions before it noted inside."""
+        return super()._vectorized_num_particles(_KeepFnBeforeParticles()(fn))
+
     def _get_trace(self, model, guide, args, kwargs):
         guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
         model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
@@ -174,8 +197,9 @@ class ParticleTraceELBO(ELBO):
                 f"{type(guide_site['fn']).__name__}, which has no rsample")
         model_scale, guide_scale = (model_site["scale"], guide_site["scale"]) if scaled else (1.0, 1.0)
         if self.analytic_kl:
-            try:
-                kl = closed_form_kl(guide_site["fn"], model_site["fn"])
+            try:  # on the distributions before the particle plate: the same KL, once per data point
+                kl = closed_form_kl(guide_site.get(FN_BEFORE_PARTICLES, guide_site["fn"]),
+                                    model_site.get(FN_BEFORE_PARTICLES, model_site["fn"]))
             except NotImplementedError:
                 pass
             else:
@@ -207,7 +231,9 @@ class ParticleTraceELBO(ELBO):
         """Sums a batch-shaped term over all but the particle and data-plate dims.
 
         Returns ``(term of shape (P, N), is_local)`` where P is the particle dim size (1 when
-        particles are not vectorized) and N the data-plate size (1 for a global site).
+        particles are not vectorized) and N the data-plate size (1 for a global site). A term
+        that is the same for every particle (a KL evaluated before the particle plate) may have
+        size 1 there: it is summed at that size and expanded to P at the end.
         """
         nesting = self.max_plate_nesting
         if term.dim() > nesting:
@@ -215,15 +241,18 @@ class ParticleTraceELBO(ELBO):
                 f"site '{site['name']}' has batch shape {tuple(term.shape)} wider than "
                 f"max_plate_nesting={nesting}; declare its dims in plates or with .to_event()")
         term = term.reshape((1,) * (nesting - term.dim()) + term.shape)
-        dims = {frame.name: nesting + frame.dim for frame in site["cond_indep_stack"]
-                if frame.vectorized}
+        frames = {frame.name: frame for frame in site["cond_indep_stack"] if frame.vectorized}
+        dims = {name: nesting + frame.dim for name, frame in frames.items()}
         kept = [dims[n] for n in (PARTICLE_PLATE, self.data_plate) if n in dims]
         summed = [d for d in range(nesting) if d not in kept]
         if summed:
             term = term.sum(summed, keepdim=True)
         particles = term.shape[dims[PARTICLE_PLATE]] if PARTICLE_PLATE in dims else 1
         points = term.shape[dims[self.data_plate]] if self.data_plate in dims else 1
-        return term.reshape(particles, points), self.data_plate in dims
+        term = term.reshape(particles, points)
+        if PARTICLE_PLATE in frames and particles != frames[PARTICLE_PLATE].size:
+            term = term.expand(frames[PARTICLE_PLATE].size, points)
+        return term, self.data_plate in dims
 
     # --- the objective -----------------------------------------------------------------------
     def particle_terms(self, model, guide, *args, **kwargs):
