@@ -21,7 +21,7 @@ INTEGER_SETTINGS = {"epochs": 1, "paper_epochs": 1, "batch_size": 1, "log_every"
 #: Top-level settings that are an integer ≥ 1 or null.
 OPTIONAL_COUNTS = ("session_epochs", "checkpoint_every")
 #: Top-level true/false settings.
-SWITCHES = ("deterministic", "validate", "progress")
+SWITCHES = ("deterministic", "validate", "progress", "reuse_freed_memory")
 #: Prior constants that must be positive (Table 1 priors; Appendix D values).
 POSITIVE_PRIOR_CONSTANTS = ("threshold", "scale", "alpha0")
 

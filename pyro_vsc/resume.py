@@ -20,7 +20,8 @@ from pyro_vsc.train.checkpoint import CONFIG_NAME
 #: names the run in reports; folders saved before configs had it resume without it).
 RESUMABLE_CHANGES = {"resume", "run_dir", "progress", "log_every", "session_epochs", "device",
                      "checkpoint_every", "checkpoint_every_seconds", "on_divergence",
-                     "max_skipped_steps", "deterministic", "capture", "loggers", "method"}
+                     "max_skipped_steps", "deterministic", "capture", "reuse_freed_memory", "loggers",
+                     "method"}
 
 
 def flatten(node, prefix=""):

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from pyro.infer.util import is_validation_enabled
 
 from pyro_vsc.build import build_model_and_guide
+from pyro_vsc.c_heap import reusing_freed_memory
 from pyro_vsc.config import compose_config
 from pyro_vsc.config_checks import check_config
 from pyro_vsc.elbo.site_match import ModelGuideMismatch
@@ -70,7 +71,8 @@ def _flushes_denormals():
 @contextlib.contextmanager
 def runtime_settings(cfg):
     """Process-wide settings of a run, restored when it ends: module-local Pyro parameters,
-    distribution validation, subnormal flushing and deterministic algorithms.
+    distribution validation, subnormal flushing, deterministic algorithms and the C heap's
+    handling of freed memory.
 
     Validation (Pyro's and torch's argument/support checks) is off by default: it costs a few
     reductions and host synchronisations per distribution per step. ``validate=true`` turns it
@@ -85,6 +87,10 @@ def runtime_settings(cfg):
     disables cuDNN's benchmark autotuning and sets ``CUBLAS_WORKSPACE_CONFIG`` (unless already
     set), so that CUDA runs repeat bit for bit; on a CPU runs repeat without it (README,
     "Reliability").
+
+    ``reuse_freed_memory=true`` (the default) keeps the memory of freed tensors in glibc's heap
+    for the next step instead of unmapping it (:func:`~pyro_vsc.c_heap.reusing_freed_memory`):
+    the kernel no longer faults the same pages in again at every step.
     """
     previous = (pyro.settings.get("module_local_params"), is_validation_enabled(),
                 _flushes_denormals(),
@@ -100,7 +106,8 @@ def runtime_settings(cfg):
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = deterministic
     try:
-        yield
+        with reusing_freed_memory(bool(cfg.get("reuse_freed_memory", True))):
+            yield
     finally:
         module_local, validation, flush, deterministic, benchmark, cudnn_deterministic = previous
         pyro.settings.set(module_local_params=module_local)

@@ -1,0 +1,65 @@
+"""Freed tensor memory kept in glibc's heap during a run (pyro_vsc.c_heap), measured by the page
+faults that allocating the same 64 MB tensor again costs, in a fresh process."""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from pyro_vsc import c_heap
+from pyro_vsc.config import compose_config
+from pyro_vsc.run import runtime_settings
+
+glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                           reason="the setting is glibc's")
+
+_PROBE = r"""
+import json, resource, torch
+from pyro_vsc.c_heap import reusing_freed_memory
+
+def faults(times=5):
+    '''Minor page faults of allocating, writing and freeing a 64 MB tensor ``times`` times.'''
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(times):
+        torch.empty(16 * 2**20).fill_(1.0)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+plain = faults()
+with reusing_freed_memory(enabled=False) as disabled:
+    off = faults()
+with reusing_freed_memory() as kept:
+    faults(), faults()  # the heap grows to its steady size
+    reused = faults()
+    with reusing_freed_memory():
+        pass
+    nested = faults()  # the inner exit leaves the outer setting in force
+restored = faults()
+print(json.dumps({"disabled": disabled, "kept": kept, "plain": plain, "off": off,
+                  "reused": reused, "nested": nested, "restored": restored}))
+"""
+
+
+@glibc
+def test_freed_memory_is_reused_while_entered_and_returned_after():
+    result = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    probe = json.loads(result.stdout.splitlines()[-1])
+    pages = 5 * 64 * 2**20 // os.sysconf("SC_PAGE_SIZE")
+    assert probe["kept"] and not probe["disabled"]
+    # glibc unmaps a freed 64 MB block, so each allocation faults its pages in again ...
+    assert probe["plain"] >= pages // 2 and probe["off"] >= pages // 2
+    # ... unless freed memory stays in the heap, where the next allocation finds it
+    assert probe["reused"] <= pages // 20 and probe["nested"] <= pages // 20
+    # glibc's defaults are back once the outermost use ends
+    assert probe["restored"] >= pages // 2
+
+
+@pytest.mark.parametrize("setting,depth", [(True, 1), (False, 0)])
+def test_runtime_settings_keep_freed_memory_unless_the_config_says_not_to(setting, depth):
+    cfg = compose_config([f"reuse_freed_memory={str(setting).lower()}"])
+    with runtime_settings(cfg):
+        assert c_heap._depth == (depth if c_heap._glibc() is not None else 0)
+    assert c_heap._depth == 0
