@@ -175,7 +175,10 @@ class ParticleTraceELBO(ELBO):
         self.analytic_kl = analytic_kl
 
     def _vectorized_num_particles(self, fn):
-        """Pyro's particle plate around ``fn``, with the distributions before it noted inside."""
+        """Pyro's particle plate around ``fn``, with the distributions before it noted inside
+        (with one particle there is no plate, and nothing to note)."""
+        if self.num_particles == 1:
+            return fn
         return super()._vectorized_num_particles(_KeepFnBeforeParticles()(fn))
 
     def _get_trace(self, model, guide, args, kwargs):
