@@ -45,5 +45,7 @@ def compact_parameters(distribution, names):
 
 
 def broadcast_to_batch(result, batch_shape):
-    """A result computed on compact parameters, broadcast to (at least) ``batch_shape``."""
-    return result.expand(torch.broadcast_shapes(result.shape, batch_shape))
+    """A result computed on compact parameters, broadcast to (at least) ``batch_shape``
+    (``result`` itself where it has that shape already)."""
+    shape = torch.broadcast_shapes(result.shape, batch_shape)
+    return result if result.shape == shape else result.expand(shape)

@@ -197,9 +197,7 @@ def closed_form_kl(q, p):
 
     :raises NotImplementedError: where no KL is registered for the pair (as ``kl_divergence``).
     """
-    kl = _compact_kl(q, p)
-    shape = torch.broadcast_shapes(kl.shape, q.batch_shape, p.batch_shape)
-    return kl if kl.shape == shape else kl.expand(shape)
+    return broadcast_to_batch(_compact_kl(q, p), torch.broadcast_shapes(q.batch_shape, p.batch_shape))
 
 
 def thresholded_laplace_exact_kl(q, p):
