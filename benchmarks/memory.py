@@ -6,7 +6,11 @@ the interpreter, torch and Pyro:
 * data preparation: ``load_whitened_patches`` with the default sizes into an empty cache folder
   (whitening, patch sampling, standardisation, writing the cache);
 * the default run: ``python -m pyro_vsc.run model=linear guide=thresh_gamma`` for one epoch
-  (``session_epochs=1``; memory does not grow with epochs: the same tensors are reused).
+  (``session_epochs=1``; memory does not grow with epochs: the same tensors are reused);
+* the Fashion-MNIST generator's CPU training step (``benchmarks.dnn_step``'s step, batch 512,
+  J = 20), three steps on fresh random batches, with freed memory kept in the C heap (the
+  default, ``reuse_freed_memory=true``, :mod:`pyro_vsc.c_heap`) and without: what that setting
+  costs in host memory (the heap grows for two steps, then stays put).
 
 Run: ``python -m benchmarks.memory``. Target (issue "Performance"): the default run ≤ 1.5 GB.
 """
@@ -54,6 +58,22 @@ def peak_rss_of(kind, target, *args, env=None):
         return int(out.read_text()) / 1024
 
 
+#: Three Fashion-MNIST CPU training steps on fresh batches under ``runtime_settings`` with
+#: ``reuse_freed_memory`` set to the format argument.
+_FMNIST_STEPS = """
+import torch
+from benchmarks.dnn_step import build_step
+from pyro_vsc.config import compose_config
+from pyro_vsc.run import runtime_settings
+torch.set_num_threads(2)
+with runtime_settings(compose_config(["reuse_freed_memory={}"])):
+    step, cfg, shape = build_step(torch.device("cpu"), "false")
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        step(torch.rand(cfg.batch_size, *shape, generator=generator))
+"""
+
+
 def main():
     results = {}
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as run_dir:
@@ -64,6 +84,9 @@ def main():
         results["default_run_one_epoch_mb"] = peak_rss_of(
             "-m", "pyro_vsc.run", "model=linear", "guide=thresh_gamma", "session_epochs=1",
             "progress=false", f"run_dir={run_dir}/run", env=env)
+        for setting in ("true", "false"):
+            results[f"fmnist_cpu_step_reuse_freed_memory_{setting}_mb"] = peak_rss_of(
+                "-c", _FMNIST_STEPS.format(setting), env=env)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "memory.json").write_text(json.dumps(results, indent=2))
     for key, value in results.items():

@@ -90,7 +90,8 @@ def runtime_settings(cfg):
 
     ``reuse_freed_memory=true`` (the default) keeps the memory of freed tensors in glibc's heap
     for the next step instead of unmapping it (:func:`~pyro_vsc.c_heap.reusing_freed_memory`):
-    the kernel no longer faults the same pages in again at every step.
+    the kernel no longer faults the same pages in again at every step, at a cost in host memory
+    (the heap keeps what it grew to; :mod:`pyro_vsc.c_heap`).
     """
     previous = (pyro.settings.get("module_local_params"), is_validation_enabled(),
                 _flushes_denormals(),

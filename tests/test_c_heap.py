@@ -27,15 +27,31 @@ def _huge_pages_always():
         return False
 
 _PROBE = r"""
-import json, resource, torch
+import ctypes, json, os, resource, torch
 from pyro_vsc.c_heap import reusing_freed_memory
 
-def faults(times=5):
-    '''Minor page faults of allocating, writing and freeing a 64 MB tensor ``times`` times.'''
+class MallInfo(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo
+
+def faults(times=5, size=16 * 2**20):
+    '''Minor page faults of allocating, writing and freeing a tensor of size floats, times times.'''
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(times):
-        torch.empty(16 * 2**20).fill_(1.0)
+        torch.empty(size).fill_(1.0)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+def mapped(size):
+    '''Bytes glibc holds in mappings of their own while a tensor of size floats is alive.'''
+    block = torch.empty(size).fill_(1.0)
+    return libc.mallinfo2().hblkhd
+
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 plain = faults()
 with reusing_freed_memory(enabled=False) as disabled:
@@ -46,9 +62,17 @@ with reusing_freed_memory() as kept:
     with reusing_freed_memory():
         pass
     nested = faults()  # the inner exit leaves the outer setting in force
-restored = faults()
-print(json.dumps({"disabled": disabled, "kept": kept, "plain": plain, "off": off,
-                  "reused": reused, "nested": nested, "restored": restored}))
+    mapped_while_kept = mapped(16 * 2**20)  # a 64 MB block, from the heap
+    resident_while_kept = resident()
+returned = resident_while_kept - resident()
+# blocks larger than the whole heap, so no free chunk of it can serve them: each gets a mapping of
+# its own, unmapped when freed
+large = (max(libc.mallinfo2().arena, 2**28) + 2**26) // 4
+mapped_after = mapped(large)
+restored = faults(size=large)
+print(json.dumps({"disabled": disabled, "kept": kept, "plain": plain, "off": off, "reused": reused,
+                  "nested": nested, "mapped_while_kept": mapped_while_kept, "mapped_after": mapped_after,
+                  "returned": returned, "large": 4 * large, "restored": restored}))
 """
 
 
@@ -59,14 +83,21 @@ def test_freed_memory_is_reused_while_entered_and_returned_after():
     result = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True,
                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     probe = json.loads(result.stdout.splitlines()[-1])
-    pages = 5 * 64 * 2**20 // os.sysconf("SC_PAGE_SIZE")
+    page = os.sysconf("SC_PAGE_SIZE")
+    pages = 5 * 64 * 2**20 // page
     assert probe["kept"] and not probe["disabled"]
     # glibc unmaps a freed 64 MB block, so each allocation faults its pages in again ...
     assert probe["plain"] >= pages // 2 and probe["off"] >= pages // 2
     # ... unless freed memory stays in the heap, where the next allocation finds it
     assert probe["reused"] <= pages // 20 and probe["nested"] <= pages // 20
-    # glibc's defaults are back once the outermost use ends
-    assert probe["restored"] >= pages // 2
+    # while entered no block gets a mapping of its own (M_MMAP_MAX = 0) ...
+    assert probe["mapped_while_kept"] < 2**28
+    # ... and once the outermost use ends the heap's free memory goes back to the system
+    # (malloc_trim) and glibc's defaults are back: a block larger than the heap is mapped, and
+    # unmapped when freed
+    assert probe["returned"] >= 2**25
+    assert probe["mapped_after"] >= probe["large"]
+    assert probe["restored"] >= 5 * probe["large"] // page // 2
 
 
 @pytest.mark.parametrize("setting,depth", [(True, 1), (False, 0)])
