@@ -185,6 +185,49 @@ def test_simplify_evaluates_operations_on_constants_once_but_no_random_draw():
     assert first is not second
 
 
+def test_recorded_operations_call_the_dispatcher_without_the_python_overload_call(monkeypatch):
+    """The replay's operators are called through torch's dispatcher entry directly, not through
+    ``OpOverload.__call__`` (a Python frame per operation): same values, gradients and random
+    draws; targets that are not operators (``getitem``, grad-mode switches) stay as they are."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from pyro_vsc.train.capture import call_the_dispatcher_directly, simplify
+
+    def program(x):
+        noise = torch.rand(x.shape, dtype=x.dtype)
+        with torch.no_grad():
+            count = torch.zeros(3, dtype=torch.float64, device=x.device).add(1)
+        values, index = (x * 2.0 + noise).max(0)
+        return values.exp().sum(), index, count
+
+    recorded = make_fx(program, pre_dispatch=True, tracing_mode="fake")(torch.ones(4, 3))
+    simplify(recorded)
+    call_the_dispatcher_directly(recorded)
+    recorded.recompile()
+    targets = [node.target for node in recorded.graph.nodes if node.op == "call_function"]
+    assert not any(isinstance(target, torch._ops.OpOverload) for target in targets)
+    assert any(target is __import__("operator").getitem for target in targets)
+    calls = []
+    overload_call = torch._ops.OpOverload.__call__
+    monkeypatch.setattr(torch._ops.OpOverload, "__call__",
+                        lambda self, *args, **kwargs: calls.append(self) or overload_call(self, *args, **kwargs))
+    x = torch.randn(4, 3, requires_grad=True)
+    torch.manual_seed(2)
+    expected = program(x)
+    expected_grad, = torch.autograd.grad(expected[0], x)
+    torch.manual_seed(2)
+    calls.clear()
+    replayed = recorded(x)
+    assert not calls, f"the replay called {calls[0]} through OpOverload.__call__"
+    next_draw = torch.rand(2)
+    replayed_grad, = torch.autograd.grad(replayed[0], x)
+    for got, want in zip((*replayed, replayed_grad), (*expected, expected_grad)):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+    torch.manual_seed(2)
+    torch.rand(4, 3)
+    assert torch.equal(next_draw, torch.rand(2)), "the replay drew a different number of random values"
+
+
 def test_the_replay_reads_the_current_parameters_and_records_a_changed_set_anew():
     """Parameters are graph inputs read at every call: an assigned new parameter object (not
     only an in-place update) is used; a parameter added after recording changes the guarded

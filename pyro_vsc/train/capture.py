@@ -6,7 +6,9 @@ every step of a run (same shapes, same constants), so — like Pyro's ``JitTrace
 program can be recorded once and its operations replayed. :class:`CapturedProgram` records with
 ``make_fx`` (pre-dispatch, so ``detach`` and the straight-through estimator of eq. 4 keep their
 autograd meaning) on *fake* tensors, drops operations the replay does not need (:func:`simplify`),
-and replays the graph with the live parameters and buffers as inputs; autograd runs through the
+lets its operations enter torch's dispatcher without a Python call in between
+(:func:`call_the_dispatcher_directly`), and replays the graph with the live parameters and
+buffers as inputs; autograd runs through the
 replay as through the eager program. Random draws are graph operations on the global generator,
 so a replay draws exactly what the eager program draws: a run with ``capture=true`` equals one
 with ``capture=false`` bit for bit (``tests/test_capture.py``, ``tests/test_user_edits.py``).
@@ -51,6 +53,7 @@ Pyro's handlers at every site; guards plus a watched first call keep the replay'
 are correct for every program that keeps its changing state on its modules.
 """
 
+import functools
 import logging
 import random
 from collections import OrderedDict
@@ -184,6 +187,43 @@ def _fold_constants(module):
         graph.erase_node(node)
 
 
+class _DispatcherCall(functools.partial):
+    """An ATen operator's entry into torch's C++ dispatcher, named for the recording's generated
+    code (a ``functools.partial`` of it: called from C, without a Python frame)."""
+
+
+def _dispatcher_entry(target):
+    """What ``target(*args, **kwargs)`` calls, for an ``OpOverload`` that calls it unchanged; else
+    ``target`` itself. ``OpOverload.__call__`` is a Python function that forwards its arguments
+    to the dispatcher's entry point (torch 2.14: the C++ dispatcher's handle
+    ``_cpp_dispatch_handle``, or an equivalent PyObject fast path when an operator enables one;
+    earlier versions: ``_op``), and that Python frame costs 1-2 µs per operation, about a
+    tenth of a replay of the linear model at J = 1."""
+    if not isinstance(target, torch._ops.OpOverload):
+        return target
+    entry = getattr(target, "_cpp_dispatch_handle", None)
+    if entry is None:
+        if hasattr(target, "_pyobj_dispatcher"):  # a fast path this code does not know
+            return target
+        entry = target._op  # torch before the PyObject dispatcher: __call__ is _op(*args, **kwargs)
+    call = _DispatcherCall(entry)
+    call.__name__ = call.__qualname__ = str(target).replace(".", "_")
+    call.__module__ = __name__
+    return call
+
+
+def call_the_dispatcher_directly(module):
+    """Lets the recorded ``torch.fx.GraphModule``'s operations call torch's dispatcher without
+    ``OpOverload.__call__`` in between (:func:`_dispatcher_entry`): the same kernels with the
+    same arguments. Call before ``recompile``."""
+    entries = {}
+    for node in module.graph.nodes:
+        if node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload):
+            if node.target not in entries:
+                entries[node.target] = _dispatcher_entry(node.target)
+            node.target = entries[node.target]
+
+
 class _Program(nn.Module):
     """``fn`` as the forward of a module that owns ``modules``, for ``functional_call``."""
 
@@ -267,6 +307,7 @@ class CapturedProgram:
 
         graph = make_fx(replayable, pre_dispatch=True, tracing_mode="fake")(tensors, x)
         simplify(graph)
+        call_the_dispatcher_directly(graph)
         graph.recompile()
         return graph
 
@@ -294,7 +335,7 @@ class CapturedProgram:
                 self._replayed = (StateSnapshot((self.program, *self.roots)), state, tensors)
                 self.recordings.move_to_end(state)
             self._previous, self._unsettled = state, 0
-            return graph(tensors, x)
+            return graph.forward(tensors, x)  # the recording has no hooks: nn.Module.__call__ adds nothing
         self._replayed = None
         return self._watched_call(x, state, signature)
 
