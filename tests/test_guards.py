@@ -16,6 +16,16 @@ class Schedule:
     steps: int
 
 
+@dataclass(frozen=True)
+class FrozenSchedule:
+    start: float
+    increment: float
+
+
+class OtherSchedule(Schedule):
+    pass
+
+
 class Program(nn.Module):
     def __init__(self):
         super().__init__()
@@ -24,6 +34,8 @@ class Program(nn.Module):
         self.name = "laplace"
         self.schedule = Schedule(0.1, 10)
         self.sizes = [1, 2, {"a": 3}]
+        self.steps = [1, 2]                  # numbers only: tracked by the identity of its items
+        self.frozen = FrozenSchedule(0.1, 2e-4)
         self.constant = torch.ones(2)        # a plain tensor attribute: recorded as a constant
         self.register_buffer("counter", torch.zeros(()))
         self.missing = float("nan")
@@ -46,9 +58,16 @@ def _edits():
         "a new attribute": lambda p: setattr(p.inner[0], "flag", True),
         "a new buffer": lambda p: p.register_buffer("extra", torch.zeros(1)),
         "a nested field in place": lambda p: setattr(p.schedule, "start", 0.2),
+        "a nested object's class": lambda p: setattr(p.schedule, "__class__", OtherSchedule),
+        "a frozen dataclass forced": lambda p: object.__setattr__(p.frozen, "start", 0.2),
+        "a frozen dataclass field added": lambda p: object.__setattr__(p.frozen, "extra", 1),
+        "a number in a list": lambda p: p.steps.__setitem__(0, 3),
+        "a list grown": lambda p: p.steps.append(3),
+        "a list reordered": lambda p: p.steps.reverse(),
         "an attribute renamed": lambda p: (delattr(p, "name"), setattr(p, "title", "laplace")),
         "a submodule replaced by one of its class": lambda p: p.inner.__setitem__(0, nn.Linear(2, 2)),
         "a KL weight": lambda p: None,  # the KL weights are a further root, edited below
+        "a KL weight renamed": lambda p: None,
     }
 
 
@@ -66,6 +85,8 @@ def test_each_kind_of_python_state_is_seen(edit):
     _edits()[edit](program)
     if edit == "a KL weight":
         weights["z"] = 0.02
+    if edit == "a KL weight renamed":
+        weights["x"] = weights.pop("z")
     after = python_state(roots)
     assert after != before
     assert describe_change(before, after, roots)
@@ -122,6 +143,21 @@ def test_the_snapshot_is_unchanged_only_while_the_same_objects_hold_the_same_val
     program.inner[0].weight = nn.Parameter(torch.zeros(2, 2))
     assert not snapshot.unchanged()
     assert StateSnapshot([program]).unchanged()
+
+
+def test_the_snapshot_rebuilds_no_value_of_a_container_of_plain_values(monkeypatch):
+    """Lists, dicts and plain objects (schedules, dataclasses, a dict of KL weights) that hold
+    numbers only are checked by the identity of what they hold, at C speed; only a container
+    that holds another container (``sizes``) has its value built again at every check."""
+    from pyro_vsc.train import guards
+
+    program = Program()
+    snapshot = StateSnapshot([program])
+    built = []
+    entry = guards._entry
+    monkeypatch.setattr(guards, "_entry", lambda item: built.append(item) or entry(item))
+    assert snapshot.unchanged()
+    assert built == [program.sizes]
 
 
 def test_the_change_is_named():

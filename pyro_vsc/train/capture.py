@@ -55,6 +55,7 @@ are correct for every program that keeps its changing state on its modules.
 
 import functools
 import logging
+import operator
 import random
 from collections import OrderedDict
 
@@ -236,6 +237,8 @@ class _Program(nn.Module):
         return self.fn(x)
 
 
+#: What a recording assumes of each parameter and buffer it reads.
+_TENSOR_SIGNATURE = operator.attrgetter("shape", "dtype", "device", "requires_grad")
 #: Recordings kept (LRU), by guard state; a state that comes back reuses its recording.
 MAX_STATES = 4
 #: Calls in a row whose state differs from the previous call's before the eager fallback is announced.
@@ -295,7 +298,7 @@ class CapturedProgram:
     def _signature(self, x, tensors):
         return (tuple(x.shape), x.dtype, x.device, torch.is_grad_enabled(),
                 torch.is_autocast_enabled(), torch.get_default_dtype(), is_validation_enabled(),
-                tuple((t.shape, t.dtype, t.device, t.requires_grad) for t in tensors))
+                tuple(map(_TENSOR_SIGNATURE, tensors)))
 
     def _record(self, x):
         if any(is_routed(m) for m in self.program.parts):

@@ -154,6 +154,19 @@ def python_state(roots):
     return tuple(entries)
 
 
+def _contents(item):
+    """The objects a list, dict or plain object is made of, for :class:`StateSnapshot`: the list
+    itself, the dict, or the object's attribute dict; ``None`` for anything else (sets, subclasses
+    of list or dict, objects without an attribute dict)."""
+    kind = type(item)
+    if kind is list or kind is dict:
+        return item
+    if isinstance(item, (list, dict, tuple, set, frozenset, torch.Tensor, *_BY_VALUE)):
+        return None
+    attributes = getattr(item, "__dict__", None)
+    return attributes if type(attributes) is dict else None
+
+
 def _fixed(item, depth=0):
     """Whether the same object always has the same :func:`_value`: an immutable value all the way
     down (numbers, strings, tuples of such, ...) or one taken by identity (modules, functions)."""
@@ -162,6 +175,11 @@ def _fixed(item, depth=0):
     if type(item) in (tuple, frozenset) and depth < MAX_DEPTH:
         return all(_fixed(element, depth + 1) for element in item)
     return False
+
+
+def _elements(contents):
+    """A list's items, or a dict's keys and values."""
+    return contents if type(contents) is list else chain(contents.keys(), contents.values())
 
 
 #: The dicts of a module whose contents its state entry is made of.
@@ -177,10 +195,12 @@ class StateSnapshot:
     It keeps every object the state is made of (each module reachable from ``roots`` and each
     other root): its class, its attribute dict, that dict's keys and values (the objects
     themselves) and the keys and values of each module's parameter, buffer, submodule and
-    forward-hook dicts; the version of each plain tensor attribute; and the :func:`_value` of
-    each attribute that can change in place (lists, dicts, plain objects), recomputed by
-    :meth:`unchanged`. Every other attribute holds a value that the same object always gives
-    (numbers, strings, tuples of such, modules and functions by identity). So if
+    forward-hook dicts; the version of each plain tensor attribute; the contents (the objects
+    themselves, and a plain object's class) of each list, dict or plain object attribute whose
+    contents all are values that the same object always gives (a schedule's numbers, a dict of
+    KL weights); and the :func:`_value` of each other attribute that can change in place,
+    recomputed by :meth:`unchanged`. Every other attribute holds a value that the same object
+    always gives (numbers, strings, tuples of such, modules and functions by identity). So if
     :meth:`unchanged` says ``True``, each entry of :func:`python_state` would be built from the
     same objects with the same contents as at the snapshot, and the state is equal; if it says
     ``False`` the state may or may not have changed (an attribute assigned an equal new object,
@@ -194,6 +214,7 @@ class StateSnapshot:
         self._kinds = tuple(map(type, objects))
         self._dicts = tuple(map(_dict_of, objects))
         tracked, self._changeable, self._tensors = [], [], []
+        held, held_kinds = [], []  # plain objects whose contents are tracked, and their classes
         for obj, attributes in zip(objects, self._dicts):
             is_module = isinstance(obj, nn.Module)
             tracked += [attributes, *(attributes[name] for name in _CONTAINERS)] if is_module else [attributes]
@@ -202,11 +223,24 @@ class StateSnapshot:
                     continue
                 if isinstance(item, torch.Tensor):
                     self._tensors.append((item, item._version))
-                elif not _fixed(item):
+                    continue
+                if _fixed(item):
+                    continue
+                contents = _contents(item)
+                if contents is not None and all(map(_fixed, _elements(contents))):
+                    tracked.append(contents)
+                    if contents is not item:
+                        held.append(item)
+                        held_kinds.append(type(item))
+                else:
                     self._changeable.append((attributes, name, _entry(item)))
+        self._objects += held
+        self._kinds += tuple(held_kinds)
+        self._dicts += tuple(map(_dict_of, held))
         self._tracked, self._lengths = tracked, tuple(map(len, tracked))
-        # live views of the dicts that hold something (most hook dicts are empty)
-        self._views = [view for contents in tracked if contents for view in (contents.keys(), contents.values())]
+        # live views of the containers that hold something (most hook dicts are empty)
+        self._views = [view for contents in tracked if contents
+                       for view in ((contents,) if type(contents) is list else (contents.keys(), contents.values()))]
         self._items = tuple(chain.from_iterable(self._views))
         self._global_hooks = (tuple(_global_hooks._global_forward_hooks),
                               tuple(_global_hooks._global_forward_pre_hooks))
