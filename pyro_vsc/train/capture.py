@@ -25,7 +25,7 @@ frozen into the recording. The design, and why:
    the default dtype and Pyro's validation flag — is compared with the state of the recording.
    A recording is replayed only under the state it was made in. Between replays a snapshot of
    the objects the state is made of (:class:`~pyro_vsc.train.guards.StateSnapshot`) checks by
-   identity that none changed, and the state is built again only when one did (about 0.05 ms
+   identity that none changed, and the state is built again only when one did (about 0.04 ms
    per call instead of 0.16-0.18 ms for building the state and looking up the inputs).
 2. *Every recording starts with an eager call that is watched.* The first call under a new state
    (or input signature) runs the Pyro program itself, and the state is compared before and after
