@@ -178,9 +178,10 @@ def _fixed(item, depth=0):
     return False
 
 
-def _elements(contents):
-    """A list's items, or a dict's keys and values."""
-    return contents if type(contents) is list else chain(contents.keys(), contents.values())
+def _live_views(contents):
+    """Live views of what a container tracked by :class:`StateSnapshot` holds: a list itself, or a
+    dict's keys and values."""
+    return (contents,) if type(contents) is list else (contents.keys(), contents.values())
 
 
 #: The dicts of a module whose contents its state entry is made of.
@@ -228,7 +229,7 @@ class StateSnapshot:
                 if _fixed(item):
                     continue
                 contents = _contents(item)
-                if contents is not None and all(map(_fixed, _elements(contents))):
+                if contents is not None and all(map(_fixed, chain.from_iterable(_live_views(contents)))):
                     tracked.append(contents)
                     if contents is not item:
                         held.append(item)
@@ -240,8 +241,7 @@ class StateSnapshot:
         self._dicts += tuple(map(_dict_of, held))
         self._tracked, self._lengths = tracked, tuple(map(len, tracked))
         # live views of the containers that hold something (most hook dicts are empty)
-        self._views = [view for contents in tracked if contents
-                       for view in ((contents,) if type(contents) is list else (contents.keys(), contents.values()))]
+        self._views = [view for contents in tracked if contents for view in _live_views(contents)]
         self._items = tuple(chain.from_iterable(self._views))
         self._global_hooks = (tuple(_global_hooks._global_forward_hooks),
                               tuple(_global_hooks._global_forward_pre_hooks))
