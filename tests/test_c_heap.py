@@ -1,6 +1,7 @@
 """Freed tensor memory kept in glibc's heap during a run (pyro_vsc.c_heap), measured by the page
 faults that allocating the same 64 MB tensor again costs, in a fresh process."""
 
+import ctypes
 import json
 import os
 import platform
@@ -15,6 +16,11 @@ from pyro_vsc.run import runtime_settings
 
 glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                            reason="the setting is glibc's")
+
+
+def _no_mallinfo2():
+    """Whether the C library lacks ``mallinfo2`` (glibc before 2.33), which the probe reads."""
+    return not (platform.system() == "Linux" and hasattr(ctypes.CDLL(None), "mallinfo2"))
 
 
 def _huge_pages_always():
@@ -77,6 +83,7 @@ print(json.dumps({"disabled": disabled, "kept": kept, "plain": plain, "off": off
 
 
 @glibc
+@pytest.mark.skipif(_no_mallinfo2(), reason="the probe reads glibc's mallinfo2 (glibc 2.33 and later)")
 @pytest.mark.skipif(_huge_pages_always(), reason="transparent huge pages are always on: page faults "
                     "do not count the pages a block touches")
 def test_freed_memory_is_reused_while_entered_and_returned_after():
