@@ -19,7 +19,7 @@ from pyro.distributions.testing.gof import density_goodness_of_fit
 from torch.distributions import kl_divergence
 
 from pyro_vsc.distributions import VectorizedGamma, gamma_kl
-from pyro_vsc.distributions.gamma import relative_gradient
+from pyro_vsc.distributions.gamma import PACKED_DRAWS_FROM, _normal_and_log_uniform, relative_gradient
 from pyro_vsc.distributions.gamma_gradient_fit import reference_gradient
 
 Z_TOL = 5.0
@@ -52,6 +52,20 @@ def test_samples_follow_the_gamma_law(alpha, dtype):
     n, rate = 40_000, 2.5
     torch.manual_seed(1)
     samples = VectorizedGamma(torch.tensor(alpha, dtype=dtype), torch.tensor(rate, dtype=dtype)).sample((n,))
+    _assert_gamma_law(samples, alpha, rate, dtype, n)
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.05, 1.0, 30.0, 1e3])
+def test_packed_draws_follow_the_gamma_law(alpha):
+    """Large float32 arrays on a CPU take both random numbers of a variate from one 64-bit
+    word (``PACKED_DRAWS_FROM``): the same checks on an odd number of variates above it."""
+    n, rate = PACKED_DRAWS_FROM + 1, 2.5
+    torch.manual_seed(13)
+    samples = VectorizedGamma(torch.tensor(alpha), torch.tensor(rate)).sample((n,))
+    _assert_gamma_law(samples, alpha, rate, torch.float32, n)
+
+
+def _assert_gamma_law(samples, alpha, rate, dtype, n):
     assert samples.dtype == dtype and samples.shape == (n,)
     assert torch.isfinite(samples).all() and (samples >= torch.finfo(dtype).tiny).all()
     pit = _randomized_pit(samples, alpha, rate, dtype, torch.Generator().manual_seed(2))
@@ -63,6 +77,31 @@ def test_samples_follow_the_gamma_law(alpha, dtype):
     assert abs(x.mean().item() - alpha / rate) <= Z_TOL * mean_se
     variance_se = ((3 * alpha * (alpha + 2) - alpha**2) / rate**4 / n) ** 0.5
     assert abs(x.var().item() - alpha / rate**2) <= Z_TOL * variance_se
+
+
+@pytest.mark.parametrize("count", [2 * 150_001, 2 * 150_001 - 1])
+def test_packed_draws_are_torchs_uniforms_and_normal_deviates(count):
+    """The two random numbers unpacked from one 64-bit word: uniforms on torch's grid
+    k·2⁻²⁴ (k < 2²⁴) with the uniform law, standard normal deviates (KS), and no correlation
+    within Z_TOL/√n between the uniform and the normal of a variate, between the two normals of
+    a Box-Muller pair, or between their squares."""
+    torch.manual_seed(14)
+    normal, log_u = _normal_and_log_uniform([count], torch.device("cpu"))
+    assert normal.shape == log_u.shape == (count,) and normal.dtype == log_u.dtype == torch.float32
+    u = log_u.double().exp()
+    k = u * 2.0**24
+    assert k.max() < 2.0**24
+    # on the grid (where log u in float32 still resolves it: k < 2¹⁷, error of k below 0.13)
+    small = k[k < 2.0**17]
+    assert len(small) > 0 and ((small - small.round()).abs() < 0.25).all()
+    assert scipy.stats.kstest(u.numpy(), "uniform").pvalue > P_MIN
+    assert scipy.stats.kstest(normal.numpy(), "norm").pvalue > P_MIN
+    half = (count + 1) // 2
+    first, second = normal[: count - half].double(), normal[half:].double()
+    pairs = [(normal.double(), u), (first, second), (first**2, second**2)]
+    for a, b in pairs:
+        correlation = np.corrcoef(a.numpy(), b.numpy())[0, 1]
+        assert abs(correlation) <= Z_TOL / len(a) ** 0.5
 
 
 @pytest.mark.parametrize("alpha", [0.3, 1.0, 4.0])
