@@ -63,11 +63,11 @@ plain = faults()
 with reusing_freed_memory(enabled=False) as disabled:
     off = faults()
 with reusing_freed_memory() as kept:
-    faults(), faults()  # the heap grows to its steady size
-    reused = faults()
+    faults(), faults()  # the heap grows to its steady size (most often in two rounds, at times three)
+    reused = min(faults() for _ in range(3))
     with reusing_freed_memory():
         pass
-    nested = faults()  # the inner exit leaves the outer setting in force
+    nested = min(faults() for _ in range(3))  # the inner exit leaves the outer setting in force
     mapped_while_kept = mapped(16 * 2**20)  # a 64 MB block, from the heap
     resident_while_kept = resident()
 returned = resident_while_kept - resident()
